@@ -1,0 +1,88 @@
+/**
+ * Exit codes as Temporal failures, and the retry policies that follow the code table.
+ * Pure: used by activities (to throw), workflows (to read the code back) and clients.
+ */
+import { ApplicationFailure, type RetryPolicy } from '@temporalio/common';
+import { Code, exitCode, exitCodeByName, NON_RETRYABLE_NAMES } from './exit-codes.js';
+
+export interface FailureDetails {
+  /** The exit code number, as written to sstProvisioningReturnValue. */
+  code: number;
+  [key: string]: unknown;
+}
+
+/**
+ * The failure for an exit code: type = the code's name, nonRetryable from the table,
+ * the number first in details. Unknown numbers become UNDEFINED_ERROR (raw libvirt codes never leak).
+ */
+export function failure(code: number, message: string, extra: Record<string, unknown> = {}): ApplicationFailure {
+  const entry = exitCode(code) ?? exitCode(Code.UNDEFINED_ERROR)!;
+  const details: FailureDetails = { ...extra, code: entry.code };
+  return ApplicationFailure.create({
+    type: entry.name,
+    message: `${entry.name} (${entry.code}): ${message}`,
+    nonRetryable: !entry.retryable,
+    details: [details],
+  });
+}
+
+/**
+ * The exit code carried by an error or any of its causes (ActivityFailure → ApplicationFailure,
+ * ChildWorkflowFailure → …). Anything without one is UNDEFINED_ERROR.
+ */
+export function codeOf(error: unknown): number {
+  for (let e: unknown = error, depth = 0; e && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof ApplicationFailure) {
+      const detail = e.details?.[0] as Partial<FailureDetails> | undefined;
+      if (detail && typeof detail.code === 'number' && exitCode(detail.code)) return detail.code;
+      const byType = e.type ? exitCodeByName(e.type) : undefined;
+      if (byType) return byType.code;
+    }
+  }
+  return Code.UNDEFINED_ERROR;
+}
+
+/** The message of the innermost failure, for LDAP-free logs and CLI output. */
+export function messageOf(error: unknown): string {
+  let last = error instanceof Error ? error.message : String(error);
+  for (let e: unknown = error, depth = 0; e && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof Error && e.message) last = e.message;
+  }
+  return last;
+}
+
+/** Ordinary steps: a few quick retries, never for the codes that need an operator. */
+export const STEP_RETRY: RetryPolicy = {
+  initialInterval: '2s',
+  backoffCoefficient: 2,
+  maximumInterval: '1 minute',
+  maximumAttempts: 5,
+  nonRetryableErrorTypes: [...NON_RETRYABLE_NAMES],
+};
+
+/** Long copies and block jobs: they resume from heartbeats, so they may retry for longer. */
+export const LONG_STEP_RETRY: RetryPolicy = {
+  ...STEP_RETRY,
+  maximumInterval: '2 minutes',
+  maximumAttempts: 10,
+};
+
+/**
+ * Compensation (put the VM back on its own images, resume it): must not give up, whatever the code,
+ * because giving up leaves a VM paused or on an overlay.
+ */
+export const COMPENSATION_RETRY: RetryPolicy = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+  maximumAttempts: 0,
+};
+
+/** LDAP writes of the control worker: the directory may restart; keep trying with backoff. */
+export const DIRECTORY_RETRY: RetryPolicy = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+  maximumAttempts: 20,
+  nonRetryableErrorTypes: [...NON_RETRYABLE_NAMES],
+};

@@ -1,0 +1,188 @@
+/**
+ * The global INI file (the original's KVM.conf): sections [Global], [Database], [Service],
+ * [Gateway], [Backup] with the seed's keys, plus [Temporal] for where the workflows live.
+ *
+ * Differences from the original, on purpose:
+ * - the cloud-wide configuration DN is read from STONEY_CLOUD_WIDE_CONFIGURATION (the seed's template)
+ *   or FOSS_CLOUD_WIDE_CONFIGURATION (what the original code read); both present and different is an error;
+ * - ADMIN_PASSWORD may come from the environment (KVM_BACKUP_LDAP_PASSWORD), from a file
+ *   (ADMIN_PASSWORD_FILE, or ADMIN_PASSWORD = file:/path), or inline as before.
+ */
+import { Code } from './exit-codes.js';
+import { parseIni, type IniSections } from './ini.js';
+import { Secret } from './secret.js';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export type SnapshotMethod = 'live' | 'classic';
+export const SNAPSHOT_METHODS: readonly SnapshotMethod[] = ['live', 'classic'];
+
+export interface GlobalConfig {
+  /** [Global] ENVIRONMENT: this node's name, as in the VMs' sstNode. */
+  environment: string;
+  log: { debug: boolean; info: boolean; warning: boolean; err: boolean };
+  database: {
+    backend: 'LDAP';
+    /** ldap://host:port built from SERVER and PORT (SERVER may already be a URL). */
+    url: string;
+    bindDn: string;
+    password: Secret;
+    serviceSubtree: string;
+    cookieFile: string;
+    defaultCookie: string;
+    searchFilter: string;
+    cloudWideConfigurationDn: string;
+    /** Which INI key gave the cloud-wide DN, for `config show`. */
+    cloudWideConfigurationKey: string;
+  };
+  service: { modus: string; transportApi: string; service: string; type: string; syslogTag: string };
+  gateway: { host: string; user: string; dsaFile: string };
+  backup: {
+    /** [Backup] EXPORT_COMMAND, kept for compatibility; copies use the built-in sparse-aware copier. */
+    exportCommand: string;
+    /** Root the backup layout strips from image directories (the original hard-coded /var/virtualization). */
+    virtualizationRoot: string;
+    /** Default snapshot method when neither LDAP nor the request chooses one. */
+    snapshotMethod: SnapshotMethod;
+  };
+  temporal: { address: string; namespace: string };
+}
+
+export const ENV_PASSWORD = 'KVM_BACKUP_LDAP_PASSWORD';
+export const CLOUD_WIDE_KEYS = ['STONEY_CLOUD_WIDE_CONFIGURATION', 'FOSS_CLOUD_WIDE_CONFIGURATION'] as const;
+
+export interface ConfigSources {
+  env: Record<string, string | undefined>;
+  /** Reads a secret file; injected so this module stays pure. */
+  readSecretFile: (path: string) => string;
+}
+
+function flag(value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `"${value}" is not a boolean (use 1/0)`);
+}
+
+function required(sections: IniSections, section: string, key: string): string {
+  const value = sections[section]?.[key];
+  if (value === undefined || value === '') {
+    throw new ConfigError(Code.MISSING_PARAMETER_IN_CONFIG_FILE, `[${section}] ${key} is missing in the configuration file`);
+  }
+  if (/^<.*>$/.test(value)) {
+    throw new ConfigError(Code.MISSING_PARAMETER_IN_CONFIG_FILE, `[${section}] ${key} still holds the template placeholder ${value}`);
+  }
+  return value;
+}
+
+function ldapUrl(server: string, port: string | undefined): string {
+  if (/^ldaps?:\/\//i.test(server)) return server.replace(/\/+$/, '');
+  if (port !== undefined && port !== '' && !/^\d{1,5}$/.test(port)) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Database] PORT "${port}" is not a port number`);
+  }
+  const host = server.includes(':') && !server.startsWith('[') ? `[${server}]` : server;
+  return port ? `ldap://${host}:${port}` : `ldap://${host}`;
+}
+
+function password(sections: IniSections, sources: ConfigSources): Secret {
+  const fromEnv = sources.env[ENV_PASSWORD];
+  if (fromEnv !== undefined && fromEnv !== '') return new Secret(fromEnv, `environment ${ENV_PASSWORD}`);
+  const db = sections['Database'] ?? {};
+  const file = db['ADMIN_PASSWORD_FILE'] ?? (db['ADMIN_PASSWORD']?.startsWith('file:') ? db['ADMIN_PASSWORD'].slice(5) : undefined);
+  if (file) {
+    let text: string;
+    try {
+      text = sources.readSecretFile(file);
+    } catch (e) {
+      throw new ConfigError(Code.MISSING_PARAMETER_IN_CONFIG_FILE, `cannot read the LDAP password file ${file}: ${(e as Error).message}`);
+    }
+    return new Secret(text.replace(/\r?\n$/, ''), `file ${file}`);
+  }
+  return new Secret(required(sections, 'Database', 'ADMIN_PASSWORD'), 'configuration file');
+}
+
+function cloudWide(sections: IniSections): { dn: string; key: string } {
+  const db = sections['Database'] ?? {};
+  const present = CLOUD_WIDE_KEYS.filter((k) => db[k] !== undefined && db[k] !== '');
+  if (present.length === 0) {
+    throw new ConfigError(
+      Code.MISSING_PARAMETER_IN_CONFIG_FILE,
+      `[Database] needs ${CLOUD_WIDE_KEYS.join(' or ')} (the DN of the cloud-wide backup configuration)`,
+    );
+  }
+  const values = new Set(present.map((k) => db[k]!));
+  if (values.size > 1) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Database] ${CLOUD_WIDE_KEYS.join(' and ')} name different DNs`);
+  }
+  const key = present[0]!;
+  return { dn: db[key]!, key };
+}
+
+export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalConfig {
+  let sections: IniSections;
+  try {
+    sections = parseIni(text);
+  } catch (e) {
+    throw new ConfigError(Code.MISSING_PARAMETER_IN_CONFIG_FILE, `configuration file: ${(e as Error).message}`);
+  }
+  const g = sections['Global'] ?? {};
+  const db = sections['Database'] ?? {};
+  const backend = db['BACKEND'] ?? 'LDAP';
+  if (backend.toUpperCase() !== 'LDAP') {
+    throw new ConfigError(Code.UNKNOWN_BACKEND_TYPE, `[Database] BACKEND "${backend}" is not supported (only LDAP)`);
+  }
+  const method = (sections['Backup']?.['SNAPSHOT_METHOD'] ?? 'live') as SnapshotMethod;
+  if (!SNAPSHOT_METHODS.includes(method)) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] SNAPSHOT_METHOD "${method}" is not one of ${SNAPSHOT_METHODS.join(', ')}`);
+  }
+  const virtualizationRoot = sections['Backup']?.['VIRTUALIZATION_ROOT'] ?? '/var/virtualization';
+  if (!virtualizationRoot.startsWith('/')) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] VIRTUALIZATION_ROOT "${virtualizationRoot}" is not an absolute path`);
+  }
+  const cw = cloudWide(sections);
+  const s = sections['Service'] ?? {};
+  const gw = sections['Gateway'] ?? {};
+  const t = sections['Temporal'] ?? {};
+  return {
+    environment: required(sections, 'Global', 'ENVIRONMENT'),
+    log: {
+      debug: flag(g['LOG_DEBUG'], false),
+      info: flag(g['LOG_INFO'], true),
+      warning: flag(g['LOG_WARNING'], true),
+      err: flag(g['LOG_ERR'], true),
+    },
+    database: {
+      backend: 'LDAP',
+      url: ldapUrl(required(sections, 'Database', 'SERVER'), db['PORT']),
+      bindDn: required(sections, 'Database', 'ADMIN_USER'),
+      password: password(sections, sources),
+      serviceSubtree: required(sections, 'Database', 'SERVICE_SUBTREE'),
+      cookieFile: db['COOKIE_FILE'] || '/var/lib/kvm-backup/cookie',
+      defaultCookie: db['DEFAULT_COOKIE'] || 'rid=001,csn=',
+      searchFilter: db['SEARCH_FILTER'] || '(&(entryCSN>=%entryCSN%)(objectClass=*))',
+      cloudWideConfigurationDn: cw.dn,
+      cloudWideConfigurationKey: cw.key,
+    },
+    service: {
+      modus: s['MODUS'] ?? 'selfcare',
+      transportApi: s['TRANSPORTAPI'] ?? 'LocalCLI',
+      service: s['SERVICE'] ?? 'Backup',
+      type: s['TYPE'] ?? 'KVM',
+      syslogTag: s['SYSLOG'] ?? 'Backup-KVM',
+    },
+    gateway: { host: gw['HOST'] ?? 'localhost', user: gw['USER'] ?? 'provisioning', dsaFile: gw['DSA_FILE'] ?? 'none' },
+    backup: { exportCommand: sections['Backup']?.['EXPORT_COMMAND'] ?? 'cp -p', virtualizationRoot, snapshotMethod: method },
+    temporal: {
+      address: sources.env['TEMPORAL_ADDRESS'] || t['ADDRESS'] || '127.0.0.1:7233',
+      namespace: sources.env['TEMPORAL_NAMESPACE'] || t['NAMESPACE'] || 'default',
+    },
+  };
+}

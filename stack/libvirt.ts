@@ -1,0 +1,92 @@
+/**
+ * The local libvirtd (+ virtlogd, which QEMU's console logging needs). Used as it is when one
+ * already answers; otherwise started here in the foreground, and stopped by PID by whoever started
+ * it, after the domains it ran are destroyed (QEMU outlives libvirtd).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { startDaemon, type Daemon } from './daemon.js';
+
+export const LIBVIRT_URI = 'qemu:///system';
+
+export interface Libvirt {
+  uri: string;
+  /** True if this process started the daemons (and must stop them). */
+  owned: boolean;
+  stop(): Promise<void>;
+}
+
+async function answers(timeoutMs: number): Promise<boolean> {
+  try {
+    await execa('virsh', ['-c', LIBVIRT_URI, 'version'], { timeout: timeoutMs });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function ensureLibvirt(logDir: string): Promise<Libvirt> {
+  if (await answers(20_000)) return { uri: LIBVIRT_URI, owned: false, stop: async () => undefined };
+  const daemons: Daemon[] = [];
+  try {
+    if (!pidAlive('/run/virtlogd.pid')) daemons.push(
+      await startDaemon({
+        name: 'virtlogd',
+        command: 'virtlogd',
+        args: [],
+        logFile: join(logDir, 'virtlogd.log'),
+        // virtlogd has no client; its socket appearing is the signal
+        ready: async () => existsSync('/run/libvirt/virtlogd-sock'),
+      }),
+    );
+    daemons.push(
+      await startDaemon({
+        name: 'libvirtd',
+        command: 'libvirtd',
+        args: [],
+        logFile: join(logDir, 'libvirtd.log'),
+        // the very first connection on a new machine probes QEMU's capabilities (~8 s)
+        ready: () => answers(30_000),
+        readyTimeoutMs: 90_000,
+        pollMs: 200,
+      }),
+    );
+  } catch (e) {
+    for (const d of daemons.reverse()) await d.stop();
+    throw e;
+  }
+  return {
+    uri: LIBVIRT_URI,
+    owned: true,
+    stop: async () => {
+      for (const d of [...daemons].reverse()) await d.stop();
+    },
+  };
+}
+
+function pidAlive(pidFile: string): boolean {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    if (!pid) return false;
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let kvmUsable: boolean | undefined;
+
+/** 'kvm' where /dev/kvm works through libvirt, else 'qemu' (TCG). */
+export async function domainType(): Promise<'kvm' | 'qemu'> {
+  if (kvmUsable === undefined) {
+    try {
+      await execa('virsh', ['-c', LIBVIRT_URI, 'domcapabilities', '--virttype', 'kvm'], { timeout: 30_000 });
+      kvmUsable = true;
+    } catch {
+      kvmUsable = false;
+    }
+  }
+  return kvmUsable ? 'kvm' : 'qemu';
+}
