@@ -1,0 +1,23 @@
+/**
+ * The control worker's activities: everything that reads or writes the stoney cloud directory.
+ * The bind password stays inside `Directory`; no activity takes or returns it.
+ */
+import type { Directory } from './directory.js';
+
+export interface ControlDeps {
+  directory: Directory;
+  serviceSubtree: string;
+  cloudWideConfigurationDn: string;
+}
+
+export function createControlActivities(deps: ControlDeps) {
+  return {
+    /** Checks the directory answers and the service subtree exists (for probes and `doctor`). */
+    async pingDirectory(): Promise<{ serviceSubtree: string; found: boolean }> {
+      const entry = await deps.directory.get(deps.serviceSubtree, ['1.1']);
+      return { serviceSubtree: deps.serviceSubtree, found: !!entry };
+    },
+  };
+}
+
+export type ControlActivities = ReturnType<typeof createControlActivities>;

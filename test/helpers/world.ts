@@ -1,0 +1,200 @@
+/**
+ * A complete, real test world for one test file: its own slapd with the stoney cloud schema and the
+ * demo directory, a tiny running VM with real qcow2 disks laid out as on a stoney cloud node, a
+ * global INI file pointing at both, and (on request) a node worker and a control worker on task
+ * queues of their own. Everything is removed again by `close()`.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import { Directory } from '../../activities/control/directory.js';
+import { Virsh } from '../../activities/node/virsh.js';
+import { parseGlobalConfig, type GlobalConfig } from '../../core/global-config.js';
+import { vmDn } from '../../core/naming.js';
+import { freePort } from '../../stack/daemon.js';
+import { DEMO_CLOUD_WIDE_DN, DEMO_ROOT_DN, DEMO_SERVICE_SUBTREE, DEMO_SUFFIX, renderDemoDirectory } from '../../stack/directory.js';
+import { LIBVIRT_URI } from '../../stack/libvirt.js';
+import { startSlapd, type Slapd } from '../../stack/slapd.js';
+import { createTinyVm, openPath, type TinyVm } from '../../stack/tiny-vm.js';
+import { createControlWorker } from '../../workers/control-worker.js';
+import { createNodeWorker } from '../../workers/node-worker.js';
+import { connectClient, connectWorker, ensureSearchAttributes } from '../../workers/temporal.js';
+import { temporalTarget, testDir, uniqueName } from './names.js';
+
+export interface WorldOptions {
+  label: string;
+  /** Disk targets, default ['vda']; the first is in the demo LDIF, others are added to LDAP. */
+  disks?: string[];
+  memoryMiB?: number;
+  startVm?: boolean;
+  /** Skip the VM entirely (LDAP/Temporal-only tests). */
+  noVm?: boolean;
+}
+
+export interface World {
+  dir: string;
+  node: string;
+  vm: string;
+  pool: string;
+  slapd: Slapd;
+  directory: Directory;
+  config: GlobalConfig;
+  configFile: string;
+  virsh: Virsh;
+  domain?: TinyVm;
+  disks: Array<{ target: string; path: string }>;
+  paths: { virtualizationRoot: string; backupRoot: string; retainRoot: string; ramDisk: string };
+  client: Client;
+  /** Control task queue of this world (workflows and LDAP activities). */
+  controlQueue: string;
+  startWorkers(): Promise<Workers>;
+  close(): Promise<void>;
+}
+
+export interface Workers {
+  node: Worker;
+  control: Worker;
+  /** Resolves when both have stopped; call `stop()` first. */
+  stop(): Promise<void>;
+}
+
+const PASSWORD = 'test-secret';
+
+export async function createWorld(o: WorldOptions): Promise<World> {
+  const dir = testDir(o.label);
+  openPath(dir);
+  const node = uniqueName(`${o.label}-node`);
+  const vm = uniqueName(o.label);
+  const pool = `pool-${vm}`;
+  const paths = {
+    virtualizationRoot: join(dir, 'var-virtualization'),
+    backupRoot: join(dir, 'backup', 'virtualization'),
+    retainRoot: join(dir, 'var-virtualization', 'retain'),
+    ramDisk: join(dir, 'ramdisk'),
+  };
+  const diskDir = join(paths.virtualizationRoot, 'vm-persistent', pool);
+  const disks = (o.disks ?? ['vda']).map((target) => ({ target, path: join(diskDir, `${vm}-${target}.disk.qcow2`) }));
+
+  const slapd = await startSlapd({
+    dir: join(dir, 'ldap'),
+    port: await freePort(),
+    suffix: DEMO_SUFFIX,
+    rootDn: DEMO_ROOT_DN,
+    rootPassword: PASSWORD,
+    seedLdif: renderDemoDirectory({
+      node,
+      vm,
+      pool,
+      disk: disks[0]!.path,
+      backupRootUri: `file://${paths.backupRoot}`,
+      retainUri: `file://${paths.retainRoot}`,
+      ramDisk: paths.ramDisk,
+      group: 'vm-storage',
+    }),
+  });
+  const configFile = join(dir, 'kvm-backup.conf');
+  const secretFile = join(dir, 'ldap.secret');
+  writeFileSync(secretFile, `${PASSWORD}\n`, { mode: 0o600 });
+  const url = new URL(slapd.url);
+  writeFileSync(
+    configFile,
+    [
+      '[Global]',
+      `ENVIRONMENT = ${node}`,
+      '[Database]',
+      'BACKEND = LDAP',
+      `SERVER = ${url.hostname}`,
+      `PORT = ${url.port}`,
+      `ADMIN_USER = ${DEMO_ROOT_DN}`,
+      `ADMIN_PASSWORD_FILE = ${secretFile}`,
+      `SERVICE_SUBTREE = ${DEMO_SERVICE_SUBTREE}`,
+      `COOKIE_FILE = ${join(dir, 'cookie')}`,
+      'DEFAULT_COOKIE = rid=001,csn=',
+      `STONEY_CLOUD_WIDE_CONFIGURATION = ${DEMO_CLOUD_WIDE_DN}`,
+      '[Backup]',
+      `VIRTUALIZATION_ROOT = ${paths.virtualizationRoot}`,
+      '',
+    ].join('\n'),
+  );
+  const { readFileSync } = await import('node:fs');
+  const config = parseGlobalConfig(readFileSync(configFile, 'utf8'), {
+    env: { TEMPORAL_ADDRESS: temporalTarget().address },
+    readSecretFile: (p) => readFileSync(p, 'utf8'),
+  });
+  const directory = new Directory({ url: config.database.url, bindDn: config.database.bindDn, password: config.database.password });
+
+  for (const d of disks.slice(1)) {
+    await directory.add(`sstDisk=${d.target},ou=devices,${vmDn(DEMO_SERVICE_SUBTREE, vm)}`, {
+      objectClass: ['top', 'sstVirtualizationVirtualMachineDisk'],
+      sstDisk: d.target,
+      sstDevice: 'disk',
+      sstType: 'file',
+      sstTargetBus: 'virtio',
+      sstDriverName: 'qemu',
+      sstDriverType: 'qcow2',
+      sstSourceFile: d.path,
+    });
+  }
+
+  const virsh = new Virsh(LIBVIRT_URI);
+  const domain = o.noVm
+    ? undefined
+    : await createTinyVm({
+        name: vm,
+        disks: disks.map((d) => ({ ...d, sizeMiB: 64 })),
+        memoryMiB: o.memoryMiB ?? 64,
+        xmlFile: join(dir, `${vm}.xml`),
+        start: o.startVm !== false,
+      });
+
+  const client = await connectClient(temporalTarget());
+  await ensureSearchAttributes(client, temporalTarget().namespace);
+  const controlQueue = `${node}.control`;
+  const connections: NativeConnection[] = [];
+
+  const startWorkers = async (): Promise<Workers> => {
+    const connection = await connectWorker(temporalTarget());
+    connections.push(connection);
+    const nodeWorker = await createNodeWorker({ connection, namespace: temporalTarget().namespace, deps: { virsh, environment: node } });
+    const controlWorker = await createControlWorker({
+      connection,
+      namespace: temporalTarget().namespace,
+      taskQueue: controlQueue,
+      deps: { directory, serviceSubtree: DEMO_SERVICE_SUBTREE, cloudWideConfigurationDn: DEMO_CLOUD_WIDE_DN },
+    });
+    const running = Promise.all([nodeWorker.run(), controlWorker.run()]);
+    return {
+      node: nodeWorker,
+      control: controlWorker,
+      stop: async () => {
+        for (const w of [nodeWorker, controlWorker]) if (w.getState() === 'RUNNING') w.shutdown();
+        await running;
+      },
+    };
+  };
+
+  return {
+    dir,
+    node,
+    vm,
+    pool,
+    slapd,
+    directory,
+    config,
+    configFile,
+    virsh,
+    ...(domain ? { domain } : {}),
+    disks,
+    paths,
+    client,
+    controlQueue,
+    startWorkers,
+    close: async () => {
+      await domain?.remove();
+      await slapd.stop();
+      for (const c of connections) await c.close().catch(() => undefined);
+      await client.connection.close();
+    },
+  };
+}

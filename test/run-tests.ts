@@ -1,0 +1,110 @@
+/**
+ * `npm test`: starts the shared real services once (Temporal dev server, libvirtd if none runs),
+ * bundles the workflows once, runs every test file with node's test runner, and stops what it
+ * started. Each test file starts its own slapd and uses its own node name, task queues, domain
+ * names and files, so files cannot see each other's work.
+ *
+ *   node dist/test/run-tests.js [name-filter …]
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { Virsh } from '../activities/node/virsh.js';
+import { freePort } from '../stack/daemon.js';
+import { ensureLibvirt, LIBVIRT_URI, type Libvirt } from '../stack/libvirt.js';
+import { VAR_DIR } from '../stack/paths.js';
+import { startTemporalServer, type TemporalServer } from '../stack/temporal-server.js';
+import { WORKFLOWS_PATH } from '../workers/temporal.js';
+import { TEST_DOMAIN_PREFIX } from './helpers/names.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const filters = process.argv.slice(2);
+
+function testFiles(): string[] {
+  const files: string[] = [];
+  for (const sub of ['unit', 'integration']) {
+    const dir = join(here, sub);
+    for (const f of readdirSync(dir).sort()) {
+      if (f.endsWith('.test.js') && (filters.length === 0 || filters.some((x) => f.includes(x)))) files.push(join(dir, f));
+    }
+  }
+  return files;
+}
+
+/** Domains a crashed test left behind: destroyed before libvirtd may stop (QEMU outlives it). */
+async function sweepTestDomains(): Promise<void> {
+  const virsh = new Virsh(LIBVIRT_URI);
+  const names = (await virsh.exec(['list', '--all', '--name']).catch(() => '')).split('\n').map((s) => s.trim());
+  for (const name of names.filter((n) => n.startsWith(TEST_DOMAIN_PREFIX))) {
+    console.error(`run-tests: removing leftover test domain ${name}`);
+    if (await virsh.isActive(name).catch(() => false)) await virsh.destroy(name).catch(() => undefined);
+    await virsh.undefine(name).catch(() => undefined);
+  }
+}
+
+async function main(): Promise<number> {
+  const files = testFiles();
+  if (files.length === 0) throw new Error(`no test file matches ${filters.join(' ')}`);
+  const runDir = join(VAR_DIR, 'test');
+  rmSync(runDir, { recursive: true, force: true });
+  mkdirSync(join(runDir, 'logs'), { recursive: true });
+
+  let temporal: TemporalServer | undefined;
+  let libvirt: Libvirt | undefined;
+  const stopAll = async () => {
+    await sweepTestDomains().catch((e) => console.error('run-tests: sweep failed', e));
+    await libvirt?.stop();
+    await temporal?.stop();
+  };
+  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
+  process.once('SIGTERM', () => void stopAll().then(() => process.exit(143)));
+  try {
+    const started = Date.now();
+    [temporal, libvirt] = await Promise.all([
+      startTemporalServer({ port: await freePort(), logFile: join(runDir, 'logs', 'temporal.log') }),
+      ensureLibvirt(join(runDir, 'logs')),
+    ]);
+    const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+    const bundlePath = join(runDir, 'workflow-bundle.js');
+    writeFileSync(bundlePath, bundle.code);
+    console.log(
+      `run-tests: Temporal ${temporal.address} (pid ${temporal.pid}), libvirt ${libvirt.owned ? 'started here' : 'already running'}, ` +
+        `ready in ${Date.now() - started} ms; ${files.length} test files`,
+    );
+    const code = await new Promise<number>((resolve) => {
+      const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...files], {
+        stdio: 'inherit',
+        env: {
+          ...process.env,
+          TEMPORAL_ADDRESS: temporal!.address,
+          TEMPORAL_NAMESPACE: 'default',
+          KVM_BACKUP_TEST_DIR: runDir,
+          KVM_BACKUP_WORKFLOW_BUNDLE: bundlePath,
+        },
+      });
+      child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
+    });
+    return code;
+  } finally {
+    await stopAll();
+  }
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (m: string) => console.warn(m),
+  error: (m: string) => console.error(m),
+};
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error('run-tests:', e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,27 @@
+/**
+ * The control worker: runs every workflow, and the activities that read and write LDAP, on the
+ * shared control task queue. Any number may run; Temporal spreads the work.
+ */
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { createControlActivities, type ControlDeps } from '../activities/control/index.js';
+import { CONTROL_TASK_QUEUE } from '../core/naming.js';
+import { workflowSource } from './temporal.js';
+
+export interface ControlWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  deps: ControlDeps;
+  taskQueue?: string;
+}
+
+export async function createControlWorker(o: ControlWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: o.connection,
+    namespace: o.namespace,
+    taskQueue: o.taskQueue ?? CONTROL_TASK_QUEUE,
+    ...workflowSource(),
+    activities: createControlActivities(o.deps),
+    shutdownGraceTime: '5 seconds',
+    identity: `control-worker/${process.pid}`,
+  });
+}

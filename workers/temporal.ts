@@ -1,0 +1,48 @@
+/**
+ * Connections to Temporal for workers and clients, the search attributes registered idempotently
+ * (start-dev registers them only when it creates its database), and the workflow bundle.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { SEARCH_ATTRIBUTE_TYPES } from '../core/search-attributes.js';
+
+export interface TemporalTarget {
+  address: string;
+  namespace: string;
+}
+
+/** The workflows module the control worker bundles. */
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.js', import.meta.url));
+
+/**
+ * A prebuilt bundle (KVM_BACKUP_WORKFLOW_BUNDLE) saves the 2-3 s webpack run per worker; the test
+ * runner builds one for all test files.
+ */
+export function workflowSource(): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
+  const bundle = process.env['KVM_BACKUP_WORKFLOW_BUNDLE'];
+  return bundle && existsSync(bundle) ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH };
+}
+
+export async function connectClient(target: TemporalTarget): Promise<Client> {
+  const connection = await Connection.connect({ address: target.address, connectTimeout: 10_000 });
+  return new Client({ connection, namespace: target.namespace });
+}
+
+export async function connectWorker(target: TemporalTarget): Promise<NativeConnection> {
+  return NativeConnection.connect({ address: target.address });
+}
+
+/** Adds our search attributes where missing; an existing one of the same name is left as it is. */
+export async function ensureSearchAttributes(client: Client, namespace: string): Promise<void> {
+  const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
+  const known = new Set(Object.keys(existing.customAttributes ?? {}));
+  const missing = Object.entries(SEARCH_ATTRIBUTE_TYPES).filter(([name]) => !known.has(name));
+  if (missing.length === 0) return;
+  const types = { Keyword: 2, Int: 3 } as const; // temporal.api.enums.v1.IndexedValueType
+  await client.connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, types[type]])),
+  });
+}

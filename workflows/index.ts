@@ -1,0 +1,2 @@
+/** Every workflow the control worker runs (the worker bundles this file). */
+export { probeNodeWorkflow } from './node-probe.js';
