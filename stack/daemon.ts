@@ -54,7 +54,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       stdio: ['ignore', log, log],
       env: options.env ?? process.env,
       cwd: options.cwd,
-      detached: false,
+      // its own process group: a Ctrl-C in the terminal reaches only us, and we stop the daemons in
+      // order (the VMs before libvirtd), instead of every daemon dying at once
+      detached: true,
     });
   } finally {
     closeSync(log);

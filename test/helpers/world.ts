@@ -7,7 +7,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import type { NativeConnection, Worker } from '@temporalio/worker';
 import { Directory } from '../../activities/control/directory.js';
 import { Virsh } from '../../activities/node/virsh.js';
 import { parseGlobalConfig, type GlobalConfig } from '../../core/global-config.js';
@@ -17,9 +16,8 @@ import { DEMO_CLOUD_WIDE_DN, DEMO_ROOT_DN, DEMO_SERVICE_SUBTREE, DEMO_SUFFIX, re
 import { LIBVIRT_URI } from '../../stack/libvirt.js';
 import { startSlapd, type Slapd } from '../../stack/slapd.js';
 import { createTinyVm, openPath, type TinyVm } from '../../stack/tiny-vm.js';
-import { createControlWorker } from '../../workers/control-worker.js';
-import { createNodeWorker } from '../../workers/node-worker.js';
-import { connectClient, connectWorker, ensureSearchAttributes } from '../../workers/temporal.js';
+import { startWorkers, type RunningWorkers } from '../../workers/run-workers.js';
+import { connectClient, ensureSearchAttributes } from '../../workers/temporal.js';
 import { temporalTarget, testDir, uniqueName } from './names.js';
 
 export interface WorldOptions {
@@ -48,16 +46,10 @@ export interface World {
   client: Client;
   /** Control task queue of this world (workflows and LDAP activities). */
   controlQueue: string;
-  startWorkers(): Promise<Workers>;
+  startWorkers(): Promise<RunningWorkers>;
   close(): Promise<void>;
 }
 
-export interface Workers {
-  node: Worker;
-  control: Worker;
-  /** Resolves when both have stopped; call `stop()` first. */
-  stop(): Promise<void>;
-}
 
 const PASSWORD = 'test-secret';
 
@@ -151,27 +143,11 @@ export async function createWorld(o: WorldOptions): Promise<World> {
   const client = await connectClient(temporalTarget());
   await ensureSearchAttributes(client, temporalTarget().namespace);
   const controlQueue = `${node}.control`;
-  const connections: NativeConnection[] = [];
-
-  const startWorkers = async (): Promise<Workers> => {
-    const connection = await connectWorker(temporalTarget());
-    connections.push(connection);
-    const nodeWorker = await createNodeWorker({ connection, namespace: temporalTarget().namespace, deps: { virsh, environment: node } });
-    const controlWorker = await createControlWorker({
-      connection,
-      namespace: temporalTarget().namespace,
-      taskQueue: controlQueue,
-      deps: { directory, serviceSubtree: DEMO_SERVICE_SUBTREE, cloudWideConfigurationDn: DEMO_CLOUD_WIDE_DN },
-    });
-    const running = Promise.all([nodeWorker.run(), controlWorker.run()]);
-    return {
-      node: nodeWorker,
-      control: controlWorker,
-      stop: async () => {
-        for (const w of [nodeWorker, controlWorker]) if (w.getState() === 'RUNNING') w.shutdown();
-        await running;
-      },
-    };
+  const running: RunningWorkers[] = [];
+  const startAllWorkers = async (): Promise<RunningWorkers> => {
+    const w = await startWorkers(config, { node: true, control: true }, { controlQueue });
+    running.push(w);
+    return w;
   };
 
   return {
@@ -189,11 +165,11 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     paths,
     client,
     controlQueue,
-    startWorkers,
+    startWorkers: startAllWorkers,
     close: async () => {
       await domain?.remove();
       await slapd.stop();
-      for (const c of connections) await c.close().catch(() => undefined);
+      for (const w of running) await w.shutdown().catch(() => undefined);
       await client.connection.close();
     },
   };

@@ -11,10 +11,11 @@ import { poolBackupConfigDn, vmBackupDn, vmDn } from '../../core/naming.js';
 import { DEMO_CLOUD_WIDE_DN, DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { guestWrite, hostHasPattern } from '../../stack/tiny-vm.js';
 import { probeNodeWorkflow } from '../../workflows/index.js';
-import { createWorld, type Workers, type World } from '../helpers/world.js';
+import type { RunningWorkers } from '../../workers/run-workers.js';
+import { createWorld, type World } from '../helpers/world.js';
 
 let world: World;
-let workers: Workers;
+let workers: RunningWorkers;
 
 before(async () => {
   world = await createWorld({ label: 'stack' });
@@ -22,7 +23,7 @@ before(async () => {
 });
 
 after(async () => {
-  await workers?.stop();
+  await workers?.shutdown();
   await world?.close();
 });
 

@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * `kvm-backup`: the operator's command. Each command is a small function; `--help` on every one.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../core/global-config.js';
+import { loadGlobalConfig } from './config-file.js';
+import { runDev } from './dev.js';
+import { startWorkers } from '../workers/run-workers.js';
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+  run(values: Record<string, unknown>, positionals: string[]): Promise<number>;
+}
+
+const commands: Record<string, Command> = {
+  dev: {
+    summary: 'run the whole stack on this machine (Temporal, slapd, libvirt, demo VM, workers)',
+    usage: 'kvm-backup dev [--temporal-port 7233] [--ui-port 8233] [--ldap-port 3899]',
+    options: {
+      'temporal-port': { type: 'string', default: '7233' },
+      'ui-port': { type: 'string', default: '8233' },
+      'ldap-port': { type: 'string', default: '3899' },
+    },
+    async run(v) {
+      await runDev({ temporalPort: Number(v['temporal-port']), uiPort: Number(v['ui-port']), ldapPort: Number(v['ldap-port']) });
+      return 0;
+    },
+  },
+  worker: {
+    summary: "run this node's worker and/or the control worker until SIGINT/SIGTERM",
+    usage: 'kvm-backup worker [--config FILE] [--node-only | --control-only]',
+    options: {
+      config: { type: 'string' },
+      'node-only': { type: 'boolean', default: false },
+      'control-only': { type: 'boolean', default: false },
+    },
+    async run(v) {
+      const config = loadGlobalConfig(v['config'] as string | undefined);
+      const which = { node: !v['control-only'], control: !v['node-only'] };
+      const running = await startWorkers(config, which);
+      const stop = () => void running.shutdown();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      console.log(`workers running for node ${config.environment} (${Object.entries(which).filter(([, on]) => on).map(([k]) => k).join(' + ')})`);
+      await running.done;
+      return 0;
+    },
+  },
+};
+
+function help(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return ['usage: kvm-backup <command> [options]   (kvm-backup <command> --help)', '', ...lines].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`kvm-backup: unknown command "${name}"\n\n${help()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`${command.usage}\n\n${command.summary}`);
+    return 0;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: command.options ?? {}, allowPositionals: true, strict: true });
+  } catch (e) {
+    console.error(`kvm-backup ${name}: ${(e as Error).message}\nusage: ${command.usage}`);
+    return 2;
+  }
+  return command.run(parsed.values as Record<string, unknown>, parsed.positionals);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    if (e instanceof ConfigError) {
+      console.error(`kvm-backup: ${e.message}`);
+      process.exit(e.code);
+    }
+    console.error(`kvm-backup: ${(e as Error).stack ?? e}`);
+    process.exit(1);
+  },
+);
