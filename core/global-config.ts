@@ -52,6 +52,8 @@ export interface GlobalConfig {
     virtualizationRoot: string;
     /** Default snapshot method when neither LDAP nor the request chooses one. */
     snapshotMethod: SnapshotMethod;
+    /** Upper bound for big copies in MiB/s ([Backup] COPY_BANDWIDTH), 0 = unlimited. */
+    copyBandwidthMiB: number;
   };
   temporal: { address: string; namespace: string };
 }
@@ -147,6 +149,10 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
   if (!virtualizationRoot.startsWith('/')) {
     throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] VIRTUALIZATION_ROOT "${virtualizationRoot}" is not an absolute path`);
   }
+  const copyBandwidth = sections['Backup']?.['COPY_BANDWIDTH'] ?? '0';
+  if (!/^\d{1,6}$/.test(copyBandwidth)) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] COPY_BANDWIDTH "${copyBandwidth}" is not a number of MiB/s`);
+  }
   const cw = cloudWide(sections);
   const s = sections['Service'] ?? {};
   const gw = sections['Gateway'] ?? {};
@@ -179,7 +185,12 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       syslogTag: s['SYSLOG'] ?? 'Backup-KVM',
     },
     gateway: { host: gw['HOST'] ?? 'localhost', user: gw['USER'] ?? 'provisioning', dsaFile: gw['DSA_FILE'] ?? 'none' },
-    backup: { exportCommand: sections['Backup']?.['EXPORT_COMMAND'] ?? 'cp -p', virtualizationRoot, snapshotMethod: method },
+    backup: {
+      exportCommand: sections['Backup']?.['EXPORT_COMMAND'] ?? 'cp -p',
+      virtualizationRoot,
+      snapshotMethod: method,
+      copyBandwidthMiB: Number(copyBandwidth),
+    },
     temporal: {
       address: sources.env['TEMPORAL_ADDRESS'] || t['ADDRESS'] || '127.0.0.1:7233',
       namespace: sources.env['TEMPORAL_NAMESPACE'] || t['NAMESPACE'] || 'default',

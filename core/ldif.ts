@@ -27,7 +27,8 @@ function fold(text: string): string {
 /** Entries in the given order; attribute names as the entry holds them, objectClass first. */
 export function toLdif(entries: readonly LdapEntry[], header = 'version: 1'): string {
   const blocks = entries.map((e) => {
-    const names = Object.keys(e.attributes).sort((a, b) => (a === 'objectclass' ? -1 : b === 'objectclass' ? 1 : 0));
+    const isOc = (n: string) => n.toLowerCase() === 'objectclass';
+    const names = Object.keys(e.attributes).sort((a, b) => (isOc(a) ? -1 : isOc(b) ? 1 : 0));
     const lines = [line('dn', e.dn)];
     for (const name of names) for (const v of e.attributes[name]!) lines.push(line(name, v));
     return lines.join('\n');

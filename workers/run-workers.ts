@@ -4,10 +4,11 @@
  */
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { Directory } from '../activities/control/directory.js';
-import { Virsh } from '../activities/node/virsh.js';
+import { nodeDeps } from '../activities/node/index.js';
 import type { GlobalConfig } from '../core/global-config.js';
 import { createControlWorker } from './control-worker.js';
 import { createNodeWorker } from './node-worker.js';
+import { installRuntime } from './runtime.js';
 import { connectClient, connectWorker, ensureSearchAttributes } from './temporal.js';
 
 export interface RunningWorkers {
@@ -22,6 +23,7 @@ export async function startWorkers(
   which: { node: boolean; control: boolean },
   options: { libvirtUri?: string; controlQueue?: string } = {},
 ): Promise<RunningWorkers> {
+  installRuntime();
   const target = config.temporal;
   const client = await connectClient(target);
   await ensureSearchAttributes(client, target.namespace);
@@ -33,7 +35,13 @@ export async function startWorkers(
       await createNodeWorker({
         connection,
         namespace: target.namespace,
-        deps: { virsh: new Virsh(options.libvirtUri ?? 'qemu:///system'), environment: config.environment },
+        deps: nodeDeps({
+          environment: config.environment,
+          ...(options.libvirtUri ? { libvirtUri: options.libvirtUri } : {}),
+          virtualizationRoot: config.backup.virtualizationRoot,
+          defaultMethod: config.backup.snapshotMethod,
+          copyRateMiB: config.backup.copyBandwidthMiB,
+        }),
       }),
     );
   }

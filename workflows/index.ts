@@ -1,2 +1,3 @@
 /** Every workflow the control worker runs (the worker bundles this file). */
 export { probeNodeWorkflow } from './node-probe.js';
+export { backupWorkflow, backupProgressQuery } from './backup.js';

@@ -2,6 +2,7 @@
  * The control worker's activities: everything that reads or writes the stoney cloud directory.
  * The bind password stays inside `Directory`; no activity takes or returns it.
  */
+import { createBackupLeafActivities } from './backup-leaf.js';
 import type { Directory } from './directory.js';
 
 export interface ControlDeps {
@@ -17,6 +18,7 @@ export function createControlActivities(deps: ControlDeps) {
       const entry = await deps.directory.get(deps.serviceSubtree, ['1.1']);
       return { serviceSubtree: deps.serviceSubtree, found: !!entry };
     },
+    ...createBackupLeafActivities(deps),
   };
 }
 

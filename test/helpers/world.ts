@@ -4,7 +4,7 @@
  * global INI file pointing at both, and (on request) a node worker and a control worker on task
  * queues of their own. Everything is removed again by `close()`.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Directory } from '../../activities/control/directory.js';
@@ -28,6 +28,10 @@ export interface WorldOptions {
   startVm?: boolean;
   /** Skip the VM entirely (LDAP/Temporal-only tests). */
   noVm?: boolean;
+  /** Extra `KEY = value` lines for the INI's [Backup] section (e.g. COPY_BANDWIDTH). */
+  backupIni?: Record<string, string>;
+  /** Disk image directory per target (default: all in the pool directory). */
+  diskDirs?: Record<string, string>;
 }
 
 export interface World {
@@ -65,8 +69,12 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     retainRoot: join(dir, 'var-virtualization', 'retain'),
     ramDisk: join(dir, 'ramdisk'),
   };
+  mkdirSync(paths.ramDisk, { recursive: true });
   const diskDir = join(paths.virtualizationRoot, 'vm-persistent', pool);
-  const disks = (o.disks ?? ['vda']).map((target) => ({ target, path: join(diskDir, `${vm}-${target}.disk.qcow2`) }));
+  const disks = (o.disks ?? ['vda']).map((target) => ({
+    target,
+    path: join(o.diskDirs?.[target] ? join(paths.virtualizationRoot, o.diskDirs[target]) : diskDir, `${vm}-${target}.disk.qcow2`),
+  }));
 
   const slapd = await startSlapd({
     dir: join(dir, 'ldap'),
@@ -106,6 +114,7 @@ export async function createWorld(o: WorldOptions): Promise<World> {
       `STONEY_CLOUD_WIDE_CONFIGURATION = ${DEMO_CLOUD_WIDE_DN}`,
       '[Backup]',
       `VIRTUALIZATION_ROOT = ${paths.virtualizationRoot}`,
+      ...Object.entries(o.backupIni ?? {}).map(([k, v]) => `${k} = ${v}`),
       '',
     ].join('\n'),
   );

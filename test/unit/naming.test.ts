@@ -81,7 +81,7 @@ test('DN and filter escaping keep metacharacters inert', () => {
 
 test('LDIF: plain values as text, unsafe ones base64, long lines folded', () => {
   const text = toLdif([makeEntry('cn=a,dc=org', { objectClass: ['top', 'dhcpHost'], cn: 'a', description: ' leading space', long: 'x'.repeat(100) })]);
-  assert.match(text, /^version: 1\n\ndn: cn=a,dc=org\nobjectclass: top\nobjectclass: dhcpHost\n/);
+  assert.match(text, /^version: 1\n\ndn: cn=a,dc=org\nobjectClass: top\nobjectClass: dhcpHost\n/);
   assert.match(text, /description:: IGxlYWRpbmcgc3BhY2U=/);
   assert.match(text, /long: x{70}\n x{30}\n/);
 });

@@ -1,0 +1,23 @@
+/** What the node's backup and restore activities are built from (injected, so tests can swap parts). */
+import type { SnapshotMethod } from '../../../core/global-config.js';
+import type { CopyFn } from '../copy.js';
+import type { Files } from '../files.js';
+import type { Images } from '../images.js';
+import type { Virsh } from '../virsh.js';
+
+export interface BackupNodeDeps {
+  virsh: Virsh;
+  images: Images;
+  files: Files;
+  copy: CopyFn;
+  /** libvirt URI, for the QEMU event watcher. */
+  libvirtUri: string;
+  /** [Backup] VIRTUALIZATION_ROOT of this node. */
+  virtualizationRoot: string;
+  /** [Backup] SNAPSHOT_METHOD of this node, used when neither the request nor LDAP chooses. */
+  defaultMethod: SnapshotMethod;
+  /** [Backup] COPY_BANDWIDTH in MiB/s for big copies, 0 = unlimited. */
+  copyRateMiB: number;
+  /** How often long activities poll libvirt jobs (ms). */
+  pollMs?: number;
+}

@@ -1,0 +1,89 @@
+/**
+ * Export ("retain" in the original's words): the retain folder copied to the backup root in the
+ * original layout `<root>/<image dir>/<vm>/<ou>/<file>.<ou>`, every file hashed while it is copied,
+ * the sha256 manifest written last (an iteration without it is incomplete), then the retain folder
+ * removed. Resumable like every big copy.
+ */
+import { readFile } from 'node:fs/promises';
+import { retainFiles, type CopyStats, type PreparedBackup } from '../../../core/backup-plan.js';
+import { Code } from '../../../core/exit-codes.js';
+import { failure } from '../../../core/failures.js';
+import { fileNames } from '../../../core/naming.js';
+import { exists } from '../files.js';
+import { startHeartbeat } from '../heartbeat.js';
+import type { BackupNodeDeps } from './deps.js';
+
+interface ExportProgress {
+  phase: 'export';
+  /** name in retain → sha256 of the copies already finished */
+  hashes: Record<string, string>;
+  current?: { name: string; bytes: number; total: number };
+  bytes: number;
+}
+
+/** `sha256sum -c` format: `<hex>  <file>`. */
+export function manifestText(entries: Array<[file: string, sha256: string]>): string {
+  return entries.map(([f, h]) => `${h}  ${f}\n`).join('');
+}
+
+export function parseManifest(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line.trim());
+    if (m) out.set(m[2]!, m[1]!);
+  }
+  return out;
+}
+
+export function createExport(deps: BackupNodeDeps) {
+  const { files } = deps;
+
+  return {
+    async exportBackup(p: PreparedBackup): Promise<CopyStats> {
+      const { plan } = p;
+      const started = Date.now();
+      const manifest = `${plan.backupDir}/${fileNames.inBackup(plan.files.manifest, plan.ou)}`;
+      if ((await exists(manifest)) && !(await exists(plan.retainDir))) {
+        const listed = parseManifest(await readFile(manifest, 'utf8'));
+        return { bytes: 0, files: listed.size, durationMs: 0 }; // done by an earlier attempt
+      }
+      await files.makeDirectory(plan.backupDir, plan.directories);
+      const beat = startHeartbeat<ExportProgress>({ phase: 'export', hashes: {}, bytes: 0 });
+      const progress: ExportProgress = { phase: 'export', hashes: { ...(beat.previous?.hashes ?? {}) }, bytes: beat.previous?.bytes ?? 0 };
+      const names = retainFiles(plan);
+      try {
+        for (const name of names) {
+          const src = `${plan.retainDir}/${name}`;
+          const dst = `${plan.backupDir}/${fileNames.inBackup(name, plan.ou)}`;
+          if (progress.hashes[name] && (await exists(dst))) continue;
+          if (!(await exists(src))) throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} is missing from the retain directory`);
+          const resumeFrom = beat.previous?.current?.name === name ? beat.previous.current.bytes : 0;
+          try {
+            const r = await deps.copy({
+              src,
+              dst,
+              resumeFrom,
+              sha256: true,
+              rateMiB: deps.copyRateMiB,
+              signal: beat.signal,
+              onProgress: (bytes, total) => beat.set({ ...progress, current: { name, bytes, total } }),
+            });
+            progress.hashes[name] = r.sha256!;
+            progress.bytes += r.bytes;
+          } catch (e) {
+            if (beat.signal.aborted) throw e;
+            throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} → ${dst}: ${(e as Error).message}`);
+          }
+          await files.setOwnership(dst, plan.images, 'file');
+          beat.set({ ...progress });
+        }
+        const entries = names.map((n): [string, string] => [fileNames.inBackup(n, plan.ou), progress.hashes[n]!]);
+        await files.writeSmallFile(manifest, manifestText(entries), plan.images, Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION);
+      } finally {
+        beat.stop();
+      }
+      await files.removeDirectory(plan.retainDir, plan.retainRoot);
+      return { bytes: progress.bytes, files: names.length, durationMs: Date.now() - started };
+    },
+  };
+}

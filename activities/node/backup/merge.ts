@@ -1,0 +1,169 @@
+/**
+ * Merge: every overlay committed back into its image with an active block commit and a pivot
+ * (bandwidth sstVirtualizationBandwidthMerge, 0 = unlimited), the job watched until the VM really
+ * runs on its image again (a job that vanishes without the pivot is a failure, unlike the original),
+ * then the overlay removed. A VM that went down on its overlay gets an offline `qemu-img commit`,
+ * so no write is lost when it next starts from its persistent definition.
+ *
+ * The same routine, with the recovery of a paused or saved VM in front, is the compensation every
+ * failure after the snapshot runs: `ensureOnOwnImages`.
+ */
+import { rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stagingStateFile, type BackupPlan, type PreparedBackup } from '../../../core/backup-plan.js';
+import { Code } from '../../../core/exit-codes.js';
+import { failure } from '../../../core/failures.js';
+import { exists } from '../files.js';
+import { startHeartbeat, type Beat } from '../heartbeat.js';
+import { DomainNotFoundError } from '../virsh.js';
+import type { BackupNodeDeps } from './deps.js';
+
+export interface MergeProgress {
+  phase: 'merge';
+  disk: string;
+  cur: number;
+  end: number;
+}
+
+export interface MergeResult {
+  durationMs: number;
+  /** Disks committed by this call (a retry after success commits none). */
+  committed: string[];
+}
+
+export function createMerge(deps: BackupNodeDeps) {
+  const { virsh, images } = deps;
+  const pollMs = deps.pollMs ?? 250;
+
+  async function sourceOf(vm: string, target: string): Promise<string | undefined> {
+    return (await virsh.blockDevices(vm)).find((d) => d.target === target)?.source;
+  }
+
+  /** Commit one disk of a running VM; returns true if it did anything. */
+  async function commitLive(plan: BackupPlan, disk: BackupPlan['disks'][number], beat: Beat<MergeProgress>): Promise<boolean> {
+    let startedJob = false;
+    for (;;) {
+      if (beat.signal.aborted) throw beat.signal.reason;
+      const source = await sourceOf(plan.vm, disk.target);
+      if (source === disk.path) return startedJob;
+      if (source !== disk.overlay) {
+        throw failure(Code.CANNOT_MERGE_DISK_IMAGES, `${plan.vm} ${disk.target} runs on ${source ?? 'nothing'}, neither ${disk.path} nor its overlay`);
+      }
+      const job = await virsh.blockJob(plan.vm, disk.target);
+      if (!job) {
+        if (startedJob) {
+          throw failure(Code.CANNOT_MERGE_DISK_IMAGES, `the block commit of ${plan.vm} ${disk.target} ended without a pivot (failed or aborted)`);
+        }
+        try {
+          await virsh.blockCommitActive(plan.vm, disk.target, plan.bandwidthMiB);
+        } catch (e) {
+          throw failure(Code.CANNOT_MERGE_DISK_IMAGES, `block commit of ${plan.vm} ${disk.target}: ${(e as Error).message}`);
+        }
+        startedJob = true;
+        continue;
+      }
+      if (!/commit/i.test(job.type)) {
+        throw failure(Code.CANNOT_MERGE_DISK_IMAGES, `${plan.vm} ${disk.target} has a foreign block job (${job.type})`);
+      }
+      startedJob = true; // ours, possibly started by an earlier attempt: attach to it
+      beat.set({ phase: 'merge', disk: disk.target, cur: job.cur, end: job.end });
+      if (job.end > 0 && job.cur === job.end) {
+        try {
+          await virsh.blockJobPivot(plan.vm, disk.target);
+        } catch (e) {
+          // "not ready for pivot yet" happens; the loop looks again
+          if (!/not ready|no job|No current block job/i.test((e as Error).message)) {
+            throw failure(Code.CANNOT_MERGE_DISK_IMAGES, `pivot of ${plan.vm} ${disk.target}: ${(e as Error).message}`);
+          }
+        }
+        continue;
+      }
+      await sleep(pollMs);
+    }
+  }
+
+  async function removeOverlay(path: string): Promise<void> {
+    try {
+      await rm(path, { force: true });
+    } catch (e) {
+      throw failure(Code.CANNOT_REMOVE_OLD_DISK_IMAGE, `cannot remove overlay ${path}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Every disk back on its image, whatever state the VM is in now; overlays removed. */
+  async function commitOverlays(plan: BackupPlan): Promise<string[]> {
+    const committed: string[] = [];
+    const active = await virsh.isActive(plan.vm).catch((e) => {
+      if (e instanceof DomainNotFoundError) return false;
+      throw e;
+    });
+    const beat = startHeartbeat<MergeProgress>({ phase: 'merge', disk: '', cur: 0, end: 0 });
+    try {
+      for (const disk of plan.disks) {
+        if (active) {
+          if (await commitLive(plan, disk, beat)) committed.push(disk.target);
+        } else if (await exists(disk.overlay)) {
+          // the VM went down on its overlay: its writes are only there
+          const info = await images.info(disk.overlay).catch(() => undefined);
+          if (info?.backingFile === disk.path) {
+            try {
+              await images.commit(disk.overlay);
+            } catch (e) {
+              throw failure(Code.CANNOT_MERGE_DISK_IMAGES, `offline commit of ${disk.overlay}: ${(e as Error).message}`);
+            }
+            committed.push(disk.target);
+          }
+        }
+        await removeOverlay(disk.overlay);
+      }
+    } finally {
+      beat.stop();
+    }
+    return committed;
+  }
+
+  return {
+    async mergeBack(p: PreparedBackup): Promise<MergeResult> {
+      const started = Date.now();
+      const committed = await commitOverlays(p.plan);
+      return { durationMs: Date.now() - started, committed };
+    },
+
+    /**
+     * Compensation: the VM running (if it ran before the backup) on its own images, whatever a failed
+     * step left: saved by the classic method, paused, on overlays, or down with writes in an overlay.
+     */
+    async ensureOnOwnImages(p: PreparedBackup): Promise<{ actions: string[] }> {
+      const { plan } = p;
+      const actions: string[] = [];
+      let state: { state: string; reason: string };
+      try {
+        state = await virsh.state(plan.vm);
+      } catch (e) {
+        if (e instanceof DomainNotFoundError) throw failure(Code.CANNOT_FIND_MACHINE, `VM ${plan.vm} disappeared from libvirt`);
+        throw e;
+      }
+      const staged = stagingStateFile(p);
+      if (p.running && state.state === 'shut off' && state.reason === 'saved' && (await exists(staged))) {
+        // the classic method failed between save and restore: the state matches the images as they are
+        for (const d of plan.disks) await removeOverlay(d.overlay);
+        await virsh.restore(staged);
+        actions.push('restored the saved VM on its own images');
+      } else if (state.state === 'paused') {
+        await virsh.resume(plan.vm);
+        actions.push('resumed the paused VM');
+      }
+      const committed = await commitOverlays(plan);
+      if (committed.length) actions.push(`committed overlays of ${committed.join(', ')}`);
+      if (p.running && !(await virsh.isActive(plan.vm))) {
+        try {
+          await virsh.start(plan.vm);
+        } catch (e) {
+          throw failure(Code.CANNOT_START_MACHINE, `cannot start ${plan.vm} again: ${(e as Error).message}`);
+        }
+        actions.push('started the VM again');
+      }
+      return { actions };
+    },
+  };
+}

@@ -1,0 +1,154 @@
+/**
+ * Snapshot: RAM state and every disk frozen at one instant, the VM running on one overlay per disk.
+ *
+ * - `live`: one `snapshot-create-as --live --memspec … --diskspec … --atomic --no-metadata`; QEMU
+ *   writes the RAM while the guest runs and pauses only for the last pass (tens of ms).
+ * - `classic`: the original's sequence, `save` → overlays → `restore --xml` with the disks pointed
+ *   at the overlays and the empty `<backingStore/>` removed; the chain is asserted afterwards.
+ * - a shut-off VM gets neither: its images are copied as they are.
+ *
+ * Idempotent: a retry finds the VM already on this backup's overlays (done), saved by an earlier
+ * attempt (the classic method continues with the restore), or untouched (starts over after removing
+ * leftovers of the failed attempt).
+ */
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stagingStateFile, type PreparedBackup, type SnapshotResult } from '../../../core/backup-plan.js';
+import { domainDisks, retargetDisks } from '../../../core/domain-xml.js';
+import { Code } from '../../../core/exit-codes.js';
+import { failure } from '../../../core/failures.js';
+import { exists } from '../files.js';
+import { watchGuestPause } from '../guest-pause.js';
+import { startHeartbeat } from '../heartbeat.js';
+import type { BackupNodeDeps } from './deps.js';
+
+/** The snapshot step's result, kept beside the retain files so a retry after success can return it. */
+const RESULT_FILE = '.snapshot-result.json';
+
+export function createSnapshot(deps: BackupNodeDeps) {
+  const { virsh, images, files } = deps;
+
+  async function currentSources(vm: string): Promise<Map<string, string>> {
+    return new Map((await virsh.blockDevices(vm)).map((d) => [d.target, d.source]));
+  }
+
+  /** Waits for a libvirt job of an earlier attempt (an orphaned virsh may still be saving RAM). */
+  async function waitForDomainJob(vm: string): Promise<void> {
+    for (let i = 0; i < 600; i++) {
+      const info = await virsh.exec(['domjobinfo', vm], {}, vm).catch(() => '');
+      if (!/Job type:\s+(Unbounded|Bounded)/.test(info)) return;
+      await sleep(500);
+    }
+    throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `a libvirt job on ${vm} did not end within 5 minutes`);
+  }
+
+  /** Leftovers of a failed attempt that would make libvirt refuse the snapshot. */
+  async function removeLeftovers(p: PreparedBackup, inUse: Set<string>): Promise<void> {
+    for (const d of p.plan.disks) if (!inUse.has(d.overlay)) await rm(d.overlay, { force: true });
+    await rm(stagingStateFile(p), { force: true });
+  }
+
+  async function live(p: PreparedBackup): Promise<void> {
+    await virsh.snapshotCreateAs(p.plan.vm, `kvm-backup-${p.plan.ou}`, {
+      memoryFile: stagingStateFile(p),
+      live: true,
+      disks: p.plan.disks.map((d) => ({ target: d.target, overlay: d.overlay })),
+    });
+  }
+
+  async function classic(p: PreparedBackup, alreadySaved: boolean): Promise<void> {
+    const { plan } = p;
+    const state = stagingStateFile(p);
+    if (!alreadySaved) await virsh.save(plan.vm, state);
+    try {
+      for (const d of plan.disks) {
+        await rm(d.overlay, { force: true });
+        await images.createOverlay(d.path, d.overlay, plan.imageFormat);
+      }
+    } catch (e) {
+      await virsh.restore(state).catch(() => undefined); // back on its own images, as it was saved
+      throw failure(Code.CANNOT_CREATE_EMPTY_DISK_IMAGE, `overlay for ${plan.vm}: ${(e as Error).message}`);
+    }
+    const xml = retargetDisks(await virsh.saveImageXml(state), new Map(plan.disks.map((d) => [d.path, d.overlay])));
+    const xmlFile = `${state}.restore.xml`;
+    await writeFile(xmlFile, xml, { mode: 0o600 });
+    try {
+      await virsh.restore(state, { xmlFile });
+    } catch (e) {
+      // the overlays are still empty: resume the VM on its own images instead
+      await virsh.restore(state).catch(() => undefined);
+      throw failure(Code.CANNOT_RESTORE_MACHINE, `restore of ${plan.vm} onto its overlays failed: ${(e as Error).message}`);
+    } finally {
+      await rm(xmlFile, { force: true });
+    }
+  }
+
+  /** After the snapshot every disk must run on its overlay, backed by its own image. */
+  async function assertChain(p: PreparedBackup): Promise<void> {
+    const disks = domainDisks(await virsh.dumpXml(p.plan.vm));
+    for (const d of p.plan.disks) {
+      const x = disks.find((xd) => xd.target === d.target);
+      if (x?.source !== d.overlay || x.backingSource !== d.path) {
+        throw failure(
+          Code.CANNOT_RESTORE_MACHINE,
+          `${p.plan.vm} ${d.target} runs on ${x?.source ?? '?'} backed by ${x?.backingSource ?? 'nothing'}; expected ${d.overlay} backed by ${d.path}`,
+        );
+      }
+    }
+  }
+
+  return {
+    async takeSnapshot(p: PreparedBackup): Promise<SnapshotResult> {
+      const { plan } = p;
+      const started = Date.now();
+      await files.makeDirectory(plan.retainDir, plan.directories);
+      const resultFile = `${plan.retainDir}/${RESULT_FILE}`;
+      if (!p.running) {
+        const result: SnapshotResult = { method: 'offline', pauseMs: 0, durationMs: 0 };
+        await writeFile(resultFile, JSON.stringify(result));
+        return result;
+      }
+      const beat = startHeartbeat({ phase: 'snapshot' });
+      try {
+        await waitForDomainJob(plan.vm);
+        const sources = await currentSources(plan.vm).catch(() => new Map<string, string>());
+        const onOverlay = plan.disks.filter((d) => sources.get(d.target) === d.overlay);
+        if (onOverlay.length === plan.disks.length && (await exists(stagingStateFile(p)))) {
+          // done by an earlier attempt that did not live to report it
+          return (await exists(resultFile))
+            ? (JSON.parse(await readFile(resultFile, 'utf8')) as SnapshotResult)
+            : { method: plan.method, pauseMs: -1, durationMs: 0 };
+        }
+        if (onOverlay.length > 0) {
+          throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} runs on ${onOverlay.length} of ${plan.disks.length} overlays; not snapshotting over that`);
+        }
+        const { state, reason } = await virsh.state(plan.vm);
+        const savedByUs = state === 'shut off' && reason === 'saved' && plan.method === 'classic' && (await exists(stagingStateFile(p)));
+        if (!savedByUs) {
+          if (state === 'paused') await virsh.resume(plan.vm);
+          else if (state !== 'running') throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} is ${state} (${reason}), not running`);
+          await removeLeftovers(p, new Set(sources.values()));
+        }
+        const watch = await watchGuestPause(deps.libvirtUri, plan.vm);
+        const wall = Date.now();
+        let pauseMs: number | undefined;
+        try {
+          if (plan.method === 'live') await live(p);
+          else await classic(p, savedByUs);
+        } catch (e) {
+          if ((e as { type?: string }).type) throw e;
+          throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.method} snapshot of ${plan.vm}: ${(e as Error).message}`);
+        } finally {
+          pauseMs = await watch.stop();
+        }
+        const wallMs = Date.now() - wall;
+        await assertChain(p);
+        const result: SnapshotResult = { method: plan.method, pauseMs: pauseMs ?? wallMs, durationMs: Date.now() - started };
+        await writeFile(resultFile, JSON.stringify(result));
+        return result;
+      } finally {
+        beat.stop();
+      }
+    },
+  };
+}

@@ -1,0 +1,49 @@
+/**
+ * Measures how long the guest was paused during an operation, from QEMU's own STOP and RESUME
+ * events (`virsh qemu-monitor-event --loop --timestamp` running beside it), not from the wall time
+ * of the command: the number operators compare against "milliseconds".
+ */
+import { execa, type ResultPromise } from 'execa';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const EVENT = /^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3})\+0000: event (STOP|RESUME) for domain/;
+
+export interface PauseWatch {
+  /** Stops watching; the summed pause in ms (undefined when no STOP/RESUME pair was seen). */
+  stop(): Promise<number | undefined>;
+}
+
+export function pauseFromEvents(lines: readonly string[]): number | undefined {
+  let stoppedAt: number | undefined;
+  let total: number | undefined;
+  for (const line of lines) {
+    const m = EVENT.exec(line);
+    if (!m) continue;
+    const at = Date.parse(`${m[1]!.replace(' ', 'T')}Z`);
+    if (m[2] === 'STOP') stoppedAt ??= at;
+    else if (stoppedAt !== undefined) {
+      total = (total ?? 0) + (at - stoppedAt);
+      stoppedAt = undefined;
+    }
+  }
+  return total;
+}
+
+export async function watchGuestPause(uri: string, domain: string): Promise<PauseWatch> {
+  const lines: string[] = [];
+  const child: ResultPromise = execa('virsh', ['-c', uri, 'qemu-monitor-event', domain, '--loop', '--timestamp'], {
+    reject: false,
+    buffer: false,
+  });
+  child.stdout?.on('data', (b: Buffer) => lines.push(...b.toString().split('\n')));
+  // give virsh time to connect and register for events before the operation starts
+  await sleep(150);
+  return {
+    async stop() {
+      await sleep(100); // the RESUME event may trail the command's return by a few ms
+      child.kill('SIGTERM');
+      await child;
+      return pauseFromEvents(lines);
+    },
+  };
+}

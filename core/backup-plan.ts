@@ -1,0 +1,151 @@
+/**
+ * What one backup of one VM will touch, derived once from the leaf, the directory and the
+ * configuration: every path comes from here, so each step (and each retry of a step, and the
+ * compensation) finds the same files. Pure: the workflow and the node activities both use it.
+ */
+import type { ResolvedBackupConfiguration } from './backup-config.js';
+import type { SnapshotMethod } from './global-config.js';
+import {
+  basename, dirname, fileNames, fileUriToPath, intermediatePath, iterationDirectory, joinPath, ramDiskPath, type LeafRef,
+} from './naming.js';
+
+/** One disk as the directory describes it (sstDevice=disk), in directory order. */
+export interface LdapDisk {
+  /** libvirt target, e.g. vda (sstDisk). */
+  target: string;
+  /** Image path (sstSourceFile). */
+  path: string;
+}
+
+/** What the control worker reads from the directory for one backup leaf. */
+export interface BackupContext {
+  leaf: LeafRef;
+  /** The VM's sstNode: its node worker runs the steps. */
+  node: string;
+  pool?: string;
+  disks: LdapDisk[];
+  configuration: ResolvedBackupConfiguration;
+}
+
+export interface PlannedDisk extends LdapDisk {
+  /** Overlay the VM writes to while its image is frozen: next to the image, named after the leaf. */
+  overlay: string;
+  /** File name in the retain and backup directories (before the `.<ou>` suffix). */
+  name: string;
+}
+
+export interface Ownership {
+  owner: string;
+  group: string;
+  mode: number;
+}
+
+export interface BackupPlan {
+  vm: string;
+  ou: string;
+  leafDn: string;
+  node: string;
+  method: SnapshotMethod;
+  /** `<dir of first disk relative to the virtualization root>/<vm>/<ou>`. */
+  intermediate: string;
+  retainRoot: string;
+  backupRoot: string;
+  retainDir: string;
+  backupDir: string;
+  /** `<backupRoot>/<dir of first disk>/<vm>`: the iterations of this VM, for rotation. */
+  backupVmDir: string;
+  /** RAM disk directory as configured (preflight decides whether it is usable). */
+  ramDisk: string;
+  /** State file on the RAM disk (or in the retain dir when the RAM disk is not usable). */
+  stagingStateFile: string;
+  disks: PlannedDisk[];
+  files: { state: string; xml: string; ldif: string; manifest: string };
+  bandwidthMiB: number;
+  iterations: number;
+  images: Ownership;
+  directories: Ownership;
+  imageFormat: string;
+}
+
+/**
+ * Names of the disks in retain/backup: the image's basename as the original used it, except where two
+ * disks of the VM share a basename (disks in different directories): then `<target>-<basename>`.
+ */
+function diskNames(disks: LdapDisk[]): string[] {
+  const counts = new Map<string, number>();
+  for (const d of disks) counts.set(basename(d.path), (counts.get(basename(d.path)) ?? 0) + 1);
+  return disks.map((d) => (counts.get(basename(d.path))! > 1 ? `${d.target}-${basename(d.path)}` : basename(d.path)));
+}
+
+export function overlayPath(imagePath: string, ou: string): string {
+  return joinPath(dirname(imagePath), `${basename(imagePath)}.overlay-${ou}`);
+}
+
+export function planBackup(ctx: BackupContext, options: { virtualizationRoot: string; method: SnapshotMethod }): BackupPlan {
+  const { leaf, configuration } = ctx;
+  const c = configuration.config;
+  if (ctx.disks.length === 0) throw new Error(`VM ${leaf.vm} has no disk in the directory`);
+  const retainRoot = fileUriToPath(c.retainDirectory, 'sstBackupRetainDirectory');
+  const backupRoot = fileUriToPath(c.rootDirectory, 'sstBackupRootDirectory');
+  const intermediate = intermediatePath(ctx.disks[0]!.path, leaf.vm, leaf.ou, options.virtualizationRoot);
+  const retainDir = iterationDirectory(retainRoot, intermediate);
+  const backupDir = iterationDirectory(backupRoot, intermediate);
+  const ramDisk = ramDiskPath(c.ramDiskLocation);
+  const names = diskNames(ctx.disks);
+  return {
+    vm: leaf.vm,
+    ou: leaf.ou,
+    leafDn: leaf.dn,
+    node: ctx.node,
+    method: options.method,
+    intermediate,
+    retainRoot,
+    backupRoot,
+    retainDir,
+    backupDir,
+    backupVmDir: dirname(backupDir),
+    ramDisk,
+    stagingStateFile: joinPath(ramDisk, `kvm-backup-${leaf.vm}-${leaf.ou}.state`),
+    disks: ctx.disks.map((d, i) => ({ ...d, overlay: overlayPath(d.path, leaf.ou), name: names[i]! })),
+    files: { state: fileNames.state(leaf.vm), xml: fileNames.xml(leaf.vm), ldif: fileNames.ldif(leaf.vm), manifest: fileNames.manifest },
+    bandwidthMiB: c.bandwidthMerge,
+    iterations: c.iterations,
+    images: { owner: c.imageOwner, group: c.imageGroup, mode: c.imagePermission },
+    directories: { owner: c.directoryOwner, group: c.directoryGroup, mode: c.directoryPermission },
+    imageFormat: c.imageFormat,
+  };
+}
+
+/** Retain-directory files in the order the original exported them: state, XML, LDIF, then each disk. */
+export function retainFiles(plan: BackupPlan): string[] {
+  return [plan.files.state, plan.files.xml, plan.files.ldif, ...plan.disks.map((d) => d.name)];
+}
+
+/** The plan after the node's preflight: what the node found, and where the state file goes. */
+export interface PreparedBackup {
+  plan: BackupPlan;
+  /** Whether the VM was running at preflight: running VMs get RAM state and overlays. */
+  running: boolean;
+  memoryKiB: number;
+  /** Where the state file is written during the snapshot: the RAM disk, or the retain dir as fallback. */
+  staging: 'ramdisk' | 'retain';
+  warnings: string[];
+}
+
+export interface SnapshotResult {
+  method: SnapshotMethod | 'offline';
+  /** Guest pause from QEMU's STOP to RESUME events; 0 for a shut-off VM. */
+  pauseMs: number;
+  durationMs: number;
+}
+
+export interface CopyStats {
+  bytes: number;
+  files: number;
+  durationMs: number;
+}
+
+/** Where the RAM state goes during the snapshot for a prepared backup. */
+export function stagingStateFile(p: PreparedBackup): string {
+  return p.staging === 'ramdisk' ? p.plan.stagingStateFile : joinPath(p.plan.retainDir, p.plan.files.state);
+}

@@ -1,0 +1,204 @@
+/**
+ * Backup of one VM for one LDAP backup leaf (SPEC §2). Reads like the phase list:
+ *
+ *   snapshot  = preflight → snapshot (RAM + disks at one instant) → copy to retain
+ *   merge     = block-commit every overlay back into its image
+ *   retain    = export to the backup root with a manifest, then rotate
+ *
+ * The leaf mirrors each phase (…ing, then …ed with its return value in the same modify). Any failure
+ * after the snapshot runs the compensation first, so the VM ends running on its own images, then the
+ * workflow fails with the exit code (also written to the leaf). Node activities run on the task
+ * queue of the VM's node; directory activities on this workflow's own queue.
+ */
+import {
+  ActivityCancellationType, CancellationScope, defineQuery, log, proxyActivities, setHandler, upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { ControlActivities } from '../activities/control/index.js';
+import type { NodeActivities } from '../activities/node/index.js';
+import type { BackupContext, PreparedBackup, SnapshotResult } from '../core/backup-plan.js';
+import { Code } from '../core/exit-codes.js';
+import { codeOf, COMPENSATION_RETRY, DIRECTORY_RETRY, failure, LONG_STEP_RETRY, messageOf, STEP_RETRY } from '../core/failures.js';
+import type { SnapshotMethod } from '../core/global-config.js';
+import { nodeTaskQueue } from '../core/naming.js';
+import {
+  BACKUP_STEPS, endedChanges, failedChanges, FINISHED, processedChanges, startedChanges, type BackupStep, type Phase,
+} from '../core/provisioning.js';
+import { SA } from '../core/search-attributes.js';
+
+export interface BackupRequest {
+  /** DN of the backup leaf `ou=<YYYYMMDDTHHMMSSZ>,ou=backup,sstVirtualMachine=<vm>,…`. */
+  leafDn: string;
+  /** All phases by default (one go); one step when a control instance asks step by step. */
+  steps?: BackupStep[];
+  /** Overrides the configuration's (or the node's) snapshot method for this backup. */
+  snapshotMethod?: SnapshotMethod;
+  /** Heartbeat timeout of the long node activities: how fast a crashed node worker is noticed. */
+  heartbeatTimeout?: Duration;
+}
+
+export interface BackupOutcome {
+  leafDn: string;
+  vm: string;
+  ou: string;
+  node: string;
+  steps: BackupStep[];
+  method?: SnapshotResult['method'];
+  pauseMs?: number;
+  times: Partial<Record<Phase, number>>;
+  bytes: number;
+  warnings: string[];
+  rotated: string[];
+}
+
+export interface BackupProgress {
+  phase: string;
+  vm?: string;
+  node?: string;
+  times: Partial<Record<Phase, number>>;
+  warnings: string[];
+}
+
+export const backupProgressQuery = defineQuery<BackupProgress>('progress');
+
+const RUNNING_MODE: Record<BackupStep, string> = { snapshot: 'snapshotting', merge: 'merging', retain: 'retaining' };
+const DONE_MODE: Record<BackupStep, string> = { snapshot: 'snapshotted', merge: 'merged', retain: 'retained' };
+
+const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
+
+function nodeActivities(node: string, heartbeatTimeout: Duration) {
+  const taskQueue = nodeTaskQueue(node);
+  const common = {
+    taskQueue,
+    // a node worker that is down (or restarting after a crash) gets this long per attempt
+    scheduleToStartTimeout: '10 minutes',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  } as const;
+  return {
+    quick: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '10 minutes', retry: STEP_RETRY }),
+    long: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '24 hours', heartbeatTimeout, retry: LONG_STEP_RETRY }),
+    compensation: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '2 hours', heartbeatTimeout, retry: COMPENSATION_RETRY }),
+  };
+}
+
+export async function backupWorkflow(request: BackupRequest): Promise<BackupOutcome> {
+  const steps = BACKUP_STEPS.filter((s) => (request.steps ?? BACKUP_STEPS).includes(s));
+  const leafDn = request.leafDn;
+  const times: Partial<Record<Phase, number>> = {};
+  const warnings: string[] = [];
+  const progress: BackupProgress = { phase: 'starting', times, warnings };
+  setHandler(backupProgressQuery, () => progress);
+  const enter = (phase: string) => {
+    progress.phase = phase;
+    upsertSearchAttributes([{ key: SA.phase, value: phase }]);
+  };
+
+  let currentMode = RUNNING_MODE[steps[0] ?? 'snapshot'];
+  const fail = async (error: unknown): Promise<never> => {
+    const code = codeOf(error);
+    const message = messageOf(error);
+    progress.phase = `failed (${code})`;
+    upsertSearchAttributes([{ key: SA.exitCode, value: code }]);
+    await directory.updateLeaf(leafDn, failedChanges(currentMode, code, times)).catch((e) => log.error('cannot write the failure to the leaf', { leafDn, e: messageOf(e) }));
+    throw failure(code, message, { leafDn, mode: currentMode });
+  };
+
+  // ---- lock the leaf and read what it asks for -------------------------------------------------
+  let ctx: BackupContext;
+  try {
+    await directory.updateLeaf(leafDn, startedChanges(currentMode));
+  } catch (e) {
+    throw failure(Code.CANNOT_LOCK_MACHINE, `cannot lock the leaf ${leafDn}: ${messageOf(e)}`, { leafDn });
+  }
+  try {
+    ctx = await directory.loadBackupContext(leafDn);
+  } catch (e) {
+    return fail(e);
+  }
+  const { leaf } = ctx;
+  progress.vm = leaf.vm;
+  progress.node = ctx.node;
+  upsertSearchAttributes([
+    { key: SA.vm, value: leaf.vm },
+    { key: SA.node, value: ctx.node },
+    { key: SA.operation, value: 'backup' },
+    { key: SA.leaf, value: leafDn },
+    ...(ctx.pool ? [{ key: SA.pool, value: ctx.pool }] : []),
+  ]);
+  const node = nodeActivities(ctx.node, request.heartbeatTimeout ?? '1 minute');
+  const method = request.snapshotMethod ?? ctx.configuration.config.snapshotMethod;
+  const outcome: BackupOutcome = { leafDn, vm: leaf.vm, ou: leaf.ou, node: ctx.node, steps, times, bytes: 0, warnings, rotated: [] };
+
+  let prepared: PreparedBackup | undefined;
+  const prepare = async (purpose: BackupStep): Promise<PreparedBackup> => {
+    enter('preflight');
+    const p = await node.quick.preflight(ctx, method, purpose);
+    warnings.push(...p.warnings);
+    for (const w of p.warnings) log.warn(w, { leafDn });
+    upsertSearchAttributes([{ key: SA.snapshotMethod, value: p.running ? p.plan.method : 'offline' }]);
+    return p;
+  };
+  /** Puts the VM back on its own images, running if it ran; cannot be cancelled and never gives up. */
+  const compensate = async () => {
+    if (!prepared) return;
+    const p = prepared;
+    enter('compensating');
+    const { actions } = await CancellationScope.nonCancellable(() => node.compensation.ensureOnOwnImages(p));
+    for (const a of actions) log.warn(`compensation: ${a}`, { leafDn });
+  };
+
+  // ---- the phases --------------------------------------------------------------------------------
+  for (const step of steps) {
+    currentMode = RUNNING_MODE[step];
+    if (step !== steps[0]) await directory.updateLeaf(leafDn, startedChanges(currentMode));
+    try {
+      prepared ??= await prepare(step);
+    } catch (e) {
+      return fail(e); // nothing has changed yet
+    }
+    try {
+      if (step === 'snapshot') {
+        enter('snapshot');
+        const snap = await node.long.takeSnapshot(prepared);
+        outcome.method = snap.method;
+        outcome.pauseMs = snap.pauseMs;
+        times.downtime = Math.max(0, snap.pauseMs);
+        upsertSearchAttributes([{ key: SA.guestPauseMs, value: Math.max(0, snap.pauseMs) }]);
+        enter('copy to retain');
+        const exported = await directory.exportLdif(leaf.vm);
+        warnings.push(...exported.warnings);
+        const copied = await node.long.copyToRetain(prepared, exported.ldif);
+        outcome.bytes += copied.bytes;
+        times.snapshot = snap.durationMs + copied.durationMs;
+      } else if (step === 'merge') {
+        enter('merge');
+        times.merge = (await node.long.mergeBack(prepared)).durationMs;
+      } else {
+        enter('export');
+        const exported = await node.long.exportBackup(prepared);
+        outcome.bytes += exported.bytes;
+        times.retain = exported.durationMs;
+      }
+      await directory.updateLeaf(leafDn, endedChanges(DONE_MODE[step], 0, times));
+    } catch (e) {
+      await compensate();
+      return fail(e);
+    }
+  }
+
+  // ---- one go: rotate and finish -------------------------------------------------------------------
+  if (steps.length === BACKUP_STEPS.length && prepared) {
+    enter('rotate');
+    currentMode = 'retained';
+    try {
+      const rotation = await node.quick.rotateIterations(prepared.plan, prepared.plan.iterations);
+      outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
+      await directory.updateLeaf(leafDn, { ...endedChanges(FINISHED, 0, times), ...processedChanges(new Date()) });
+    } catch (e) {
+      return fail(e);
+    }
+  }
+  enter('done');
+  upsertSearchAttributes([{ key: SA.exitCode, value: 0 }]);
+  return outcome;
+}
