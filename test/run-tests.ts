@@ -7,6 +7,7 @@
  *   node dist/test/run-tests.js [name-filter …]
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,11 +34,11 @@ function testFiles(): string[] {
   return files;
 }
 
-/** Domains a crashed test left behind: destroyed before libvirtd may stop (QEMU outlives it). */
-async function sweepTestDomains(): Promise<void> {
+/** Domains a crashed test of this run left behind: destroyed before libvirtd may stop (QEMU outlives it). */
+async function sweepTestDomains(prefix: string): Promise<void> {
   const virsh = new Virsh(LIBVIRT_URI);
   const names = (await virsh.exec(['list', '--all', '--name']).catch(() => '')).split('\n').map((s) => s.trim());
-  for (const name of names.filter((n) => n.startsWith(TEST_DOMAIN_PREFIX))) {
+  for (const name of names.filter((n) => n.startsWith(prefix))) {
     console.error(`run-tests: removing leftover test domain ${name}`);
     if (await virsh.isActive(name).catch(() => false)) await virsh.destroy(name).catch(() => undefined);
     await virsh.undefine(name).catch(() => undefined);
@@ -47,14 +48,15 @@ async function sweepTestDomains(): Promise<void> {
 async function main(): Promise<number> {
   const files = testFiles();
   if (files.length === 0) throw new Error(`no test file matches ${filters.join(' ')}`);
-  const runDir = join(VAR_DIR, 'test');
-  rmSync(runDir, { recursive: true, force: true });
+  // one directory and one name tag per run, so two runs on one machine never touch each other's files
+  const tag = randomBytes(2).toString('hex');
+  const runDir = join(VAR_DIR, 'test', `run-${tag}`);
   mkdirSync(join(runDir, 'logs'), { recursive: true });
 
   let temporal: TemporalServer | undefined;
   let libvirt: Libvirt | undefined;
   const stopAll = async () => {
-    await sweepTestDomains().catch((e) => console.error('run-tests: sweep failed', e));
+    await sweepTestDomains(`${TEST_DOMAIN_PREFIX}${tag}-`).catch((e) => console.error('run-tests: sweep failed', e));
     await libvirt?.stop();
     await temporal?.stop();
   };
@@ -81,11 +83,14 @@ async function main(): Promise<number> {
           TEMPORAL_ADDRESS: temporal!.address,
           TEMPORAL_NAMESPACE: 'default',
           KVM_BACKUP_TEST_DIR: runDir,
+          KVM_BACKUP_TEST_RUN: tag,
           KVM_BACKUP_WORKFLOW_BUNDLE: bundlePath,
         },
       });
       child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
     });
+    if (code === 0) rmSync(runDir, { recursive: true, force: true });
+    else console.error(`run-tests: failed; files and logs kept in ${runDir}`);
     return code;
   } finally {
     await stopAll();

@@ -99,7 +99,10 @@ export async function backupWorkflow(request: BackupRequest): Promise<BackupOutc
     const message = messageOf(error);
     progress.phase = `failed (${code})`;
     upsertSearchAttributes([{ key: SA.exitCode, value: code }]);
-    await directory.updateLeaf(leafDn, failedChanges(currentMode, code, times)).catch((e) => log.error('cannot write the failure to the leaf', { leafDn, e: messageOf(e) }));
+    // processed (stamped) even on failure, as the original's v0.2.7 framework did: no endless replays
+    await directory
+      .updateLeaf(leafDn, { ...failedChanges(currentMode, code, times), ...processedChanges(new Date()) })
+      .catch((e) => log.error('cannot write the failure to the leaf', { leafDn, error: messageOf(e) }));
     throw failure(code, message, { leafDn, mode: currentMode });
   };
 
@@ -179,7 +182,9 @@ export async function backupWorkflow(request: BackupRequest): Promise<BackupOutc
         outcome.bytes += exported.bytes;
         times.retain = exported.durationMs;
       }
-      await directory.updateLeaf(leafDn, endedChanges(DONE_MODE[step], 0, times));
+      // step by step, the last step answers with the processed stamp in the same modify
+      const last = step === steps[steps.length - 1] && steps.length < BACKUP_STEPS.length;
+      await directory.updateLeaf(leafDn, { ...endedChanges(DONE_MODE[step], 0, times), ...(last ? processedChanges(new Date()) : {}) });
     } catch (e) {
       await compensate();
       return fail(e);

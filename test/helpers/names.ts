@@ -6,8 +6,13 @@ import { VAR_DIR } from '../../stack/paths.js';
 
 export const TEST_DOMAIN_PREFIX = 'kvmbt-';
 
+/** The run's tag (set by run-tests): names carry it, so a run only ever sweeps its own domains. */
+export function runTag(): string {
+  return process.env['KVM_BACKUP_TEST_RUN'] ?? 'x';
+}
+
 export function uniqueName(label: string): string {
-  return `${TEST_DOMAIN_PREFIX}${label}-${randomBytes(3).toString('hex')}`;
+  return `${TEST_DOMAIN_PREFIX}${runTag()}-${label}-${randomBytes(3).toString('hex')}`;
 }
 
 /** A fresh directory for one test's files, below the run's directory. */
