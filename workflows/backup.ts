@@ -25,6 +25,7 @@ import {
   BACKUP_STEPS, endedChanges, failedChanges, FINISHED, processedChanges, startedChanges, type BackupStep, type Phase,
 } from '../core/provisioning.js';
 import { SA } from '../core/search-attributes.js';
+import { lockableVmOf, withVmLock } from './vm-lock.js';
 
 export interface BackupRequest {
   /** DN of the backup leaf `ou=<YYYYMMDDTHHMMSSZ>,ou=backup,sstVirtualMachine=<vm>,…`. */
@@ -82,6 +83,11 @@ function nodeActivities(node: string, heartbeatTimeout: Duration) {
 }
 
 export async function backupWorkflow(request: BackupRequest): Promise<BackupOutcome> {
+  const vm = lockableVmOf(request.leafDn);
+  return vm ? withVmLock(vm, 'backup', () => runBackup(request)) : runBackup(request);
+}
+
+async function runBackup(request: BackupRequest): Promise<BackupOutcome> {
   const steps = BACKUP_STEPS.filter((s) => (request.steps ?? BACKUP_STEPS).includes(s));
   const leafDn = request.leafDn;
   const times: Partial<Record<Phase, number>> = {};

@@ -4,6 +4,7 @@
  */
 import { createBackupLeafActivities } from './backup-leaf.js';
 import type { Directory } from './directory.js';
+import { createVmLockActivities } from './vm-lock.js';
 
 export interface ControlDeps {
   directory: Directory;
@@ -19,6 +20,7 @@ export function createControlActivities(deps: ControlDeps) {
       return { serviceSubtree: deps.serviceSubtree, found: !!entry };
     },
     ...createBackupLeafActivities(deps),
+    ...createVmLockActivities(),
   };
 }
 

@@ -1,0 +1,39 @@
+/**
+ * The activity side of the per-VM lock: a workflow cannot signal-with-start another workflow, so
+ * this activity does it for the requester, through the worker's own Temporal client; and a read of
+ * the lock's state for the scheduler ("is a backup of this VM still running?").
+ */
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { vmLockWorkflowId } from '../../core/naming.js';
+import { VM_LOCK_SIGNALS, VM_LOCK_STATE_QUERY, VM_LOCK_WORKFLOW, type VmLockRequest, type VmLockState } from '../../core/vm-lock.js';
+
+export function createVmLockActivities() {
+  return {
+    /** Puts `request` in the line of the VM's lock, starting the lock workflow if none runs. */
+    async requestVmLock(input: { lockWorkflowId: string; vm: string; request: VmLockRequest }): Promise<void> {
+      const { client, info } = Context.current();
+      await client.workflow.signalWithStart(VM_LOCK_WORKFLOW, {
+        workflowId: input.lockWorkflowId,
+        // the lock lives on the queue of the workflows that use it (this activity runs on it)
+        taskQueue: info.taskQueue,
+        args: [{ vm: input.vm }],
+        signal: VM_LOCK_SIGNALS.acquire,
+        signalArgs: [input.request],
+      });
+    },
+
+    /** Who holds and who waits for the VM's lock; undefined when no lock workflow runs (VM free). */
+    async vmLockState(vm: string): Promise<VmLockState | undefined> {
+      const handle = Context.current().client.workflow.getHandle(vmLockWorkflowId(vm));
+      try {
+        const { status } = await handle.describe();
+        if (status.name !== 'RUNNING') return undefined;
+        return await handle.query<VmLockState>(VM_LOCK_STATE_QUERY);
+      } catch (e) {
+        if (e instanceof WorkflowNotFoundError) return undefined;
+        throw e;
+      }
+    },
+  };
+}

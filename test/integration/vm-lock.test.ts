@@ -1,0 +1,113 @@
+/**
+ * The per-VM lock on the real stack: two backups of one VM never overlap (the second waits in line
+ * and runs after the first), and a holder that ends without releasing (terminated) frees the lock
+ * through the liveness check.
+ */
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { vmLockWorkflowId } from '../../core/naming.js';
+import type { VmLockState } from '../../core/vm-lock.js';
+import { vmLockWorkflow } from '../../workflows/index.js';
+import { acquireVmLockSignal, vmLockStateQuery } from '../../workflows/vm-lock.js';
+import { addLeaf, readLeaf, startBackup } from '../helpers/backup.js';
+import { createWorld, type World } from '../helpers/world.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function world(label: string): Promise<World> {
+  const w = await createWorld({ label });
+  const workers = await w.startWorkers();
+  cleanups.push(async () => {
+    await workers.shutdown();
+    await w.close();
+  });
+  return w;
+}
+
+async function lockState(client: Client, vm: string): Promise<VmLockState | undefined> {
+  try {
+    return await client.workflow.getHandle(vmLockWorkflowId(vm)).query(vmLockStateQuery);
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function closeTime(h: WorkflowHandle): Promise<Date> {
+  const d = await h.describe();
+  assert.equal(d.status.name, 'COMPLETED');
+  return d.closeTime!;
+}
+
+test('two backups of one VM run one after the other, never at once', { timeout: 90_000 }, async () => {
+  const w = await world('lock-two');
+  const first = await addLeaf(w, 'backup');
+  const second = await addLeaf(w, 'backup');
+  const h1 = await startBackup(w, { leafDn: first.dn });
+  const state = await waitFor('the first backup to hold the lock', async () => {
+    const s = await lockState(w.client, w.vm);
+    return s?.holder?.workflowId === h1.workflowId ? s : undefined;
+  });
+  assert.equal(state.holder?.operation, 'backup');
+  const h2 = await startBackup(w, { leafDn: second.dn });
+  const queued = await waitFor('the second backup to wait in line', async () => {
+    const s = await lockState(w.client, w.vm);
+    return s?.waiting.some((r) => r.workflowId === h2.workflowId) ? s : undefined;
+  });
+  assert.equal(queued.holder?.workflowId, h1.workflowId, 'the first still holds the lock while the second waits');
+  // the waiting backup has not touched its leaf yet
+  assert.equal((await readLeaf(w, second.dn)).mode, 'backup');
+  await h1.result();
+  await h2.result();
+  // the second wrote its first answer only after the first had finished: its history starts work later
+  const firstClosed = await closeTime(h1);
+  const secondHistory = await h2.fetchHistory();
+  const firstActivity = secondHistory.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'updateLeaf');
+  const scheduledAt = Number(firstActivity!.eventTime!.seconds) * 1000 + Math.floor((firstActivity!.eventTime!.nanos ?? 0) / 1e6);
+  assert.ok(scheduledAt >= firstClosed.getTime() - 5, `second started work at ${scheduledAt}, first closed at ${firstClosed.getTime()}`);
+  assert.equal((await readLeaf(w, first.dn)).mode, 'finished');
+  assert.equal((await readLeaf(w, second.dn)).mode, 'finished');
+});
+
+test('a holder terminated without releasing frees the lock through the liveness check', { timeout: 90_000 }, async () => {
+  const w = await world('lock-dead');
+  // a stand-in holder: any running workflow will do; it is terminated below
+  const standIn = await w.client.workflow.start(vmLockWorkflow, {
+    taskQueue: w.controlQueue,
+    workflowId: `test-stand-in/${w.vm}`,
+    args: [{ vm: `${w.vm}-other`, idleTimeout: '10 minutes' }],
+  });
+  const { runId } = await standIn.describe();
+  // the VM's lock, started with a short liveness check and held by the stand-in
+  await w.client.workflow.signalWithStart(vmLockWorkflow, {
+    taskQueue: w.controlQueue,
+    workflowId: vmLockWorkflowId(w.vm),
+    args: [{ vm: w.vm, livenessCheck: '1 second' }],
+    signal: acquireVmLockSignal,
+    signalArgs: [{ requestId: 'stand-in', workflowId: standIn.workflowId, runId, operation: 'test' }],
+  });
+  await waitFor('the stand-in to hold the lock', async () => ((await lockState(w.client, w.vm))?.holder?.requestId === 'stand-in' ? true : undefined));
+  const leaf = await addLeaf(w, 'backup');
+  const backup = await startBackup(w, { leafDn: leaf.dn });
+  await waitFor('the backup to wait in line', async () => ((await lockState(w.client, w.vm))?.waiting.length ? true : undefined));
+  await sleep(1_500);
+  assert.equal((await readLeaf(w, leaf.dn)).mode, 'backup', 'the backup must not start while the stand-in holds the lock');
+  await standIn.terminate('test: a holder that dies');
+  const outcome = await backup.result();
+  assert.equal(outcome.vm, w.vm);
+  assert.equal((await readLeaf(w, leaf.dn)).mode, 'finished');
+});

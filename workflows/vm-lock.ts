@@ -1,0 +1,131 @@
+/**
+ * One VM, one operation at a time: a lock workflow per VM (`vm-lock/<vm>`, the Temporal samples'
+ * mutex). Backup, delete and restore workflows call `withVmLock(vm, …)` around their work: an
+ * activity signal-with-starts the lock workflow with a request, the lock grants requests in arrival
+ * order by signalling the requester, and the requester signals release when it is done (also when
+ * it fails or is cancelled). A holder that ends without releasing (terminated, timed out) is noticed
+ * by a liveness signal the lock sends it every minute: signalling a closed run fails, and the lock
+ * moves on. An idle lock workflow completes after a minute; the next request starts a new run.
+ */
+import {
+  CancellationScope, condition, continueAsNew, defineQuery, defineSignal, getExternalWorkflowHandle, log, proxyActivities,
+  setHandler, upsertSearchAttributes, uuid4, workflowInfo,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { ControlActivities } from '../activities/control/index.js';
+import { DIRECTORY_RETRY } from '../core/failures.js';
+import { parseLeafDn, vmLockWorkflowId } from '../core/naming.js';
+import { SA } from '../core/search-attributes.js';
+import { VM_LOCK_SIGNALS, VM_LOCK_STATE_QUERY, type VmLockRequest, type VmLockState } from '../core/vm-lock.js';
+
+export type { VmLockRequest, VmLockState } from '../core/vm-lock.js';
+
+export interface VmLockInput {
+  vm: string;
+  /** Carried over by continue-as-new. */
+  waiting?: VmLockRequest[];
+  /** How often the holder is checked for life (default 1 minute). */
+  livenessCheck?: Duration;
+  /** How long an idle lock waits for a request before it completes (default 1 minute). */
+  idleTimeout?: Duration;
+}
+
+export const acquireVmLockSignal = defineSignal<[VmLockRequest]>(VM_LOCK_SIGNALS.acquire);
+export const releaseVmLockSignal = defineSignal<[string]>(VM_LOCK_SIGNALS.release);
+export const vmLockGrantedSignal = defineSignal<[string]>(VM_LOCK_SIGNALS.granted);
+/** Sent to the holder only to learn whether it still runs; it needs no answer. */
+export const vmLockLivenessSignal = defineSignal<[]>(VM_LOCK_SIGNALS.liveness);
+export const vmLockStateQuery = defineQuery<VmLockState>(VM_LOCK_STATE_QUERY);
+
+/** Histories stay short: a long-lived lock of a busy VM starts afresh now and then. */
+const HISTORY_LIMIT = 2_000;
+
+export async function vmLockWorkflow(input: VmLockInput): Promise<void> {
+  const waiting: VmLockRequest[] = [...(input.waiting ?? [])];
+  let holder: VmLockRequest | undefined;
+  let holderReleased = false;
+  setHandler(acquireVmLockSignal, (r) => {
+    if (holder?.requestId === r.requestId || waiting.some((w) => w.requestId === r.requestId)) return; // a retried request
+    waiting.push(r);
+  });
+  setHandler(releaseVmLockSignal, (requestId) => {
+    if (holder?.requestId === requestId) holderReleased = true;
+    else {
+      // a waiter that gave up (cancelled, failed before its turn)
+      const i = waiting.findIndex((w) => w.requestId === requestId);
+      if (i >= 0) waiting.splice(i, 1);
+    }
+  });
+  setHandler(vmLockStateQuery, () => ({ vm: input.vm, ...(holder ? { holder } : {}), waiting: [...waiting] }));
+  upsertSearchAttributes([{ key: SA.vm, value: input.vm }]);
+
+  const livenessCheck = input.livenessCheck ?? '1 minute';
+  for (;;) {
+    if (waiting.length === 0) {
+      await condition(() => waiting.length > 0, input.idleTimeout ?? '1 minute');
+      // a request may arrive together with the timeout: look at the queue, not at the timer
+      if (waiting.length === 0) return;
+    }
+    if (workflowInfo().historyLength > HISTORY_LIMIT) {
+      await continueAsNew<typeof vmLockWorkflow>({ ...input, waiting });
+    }
+    const next = waiting.shift()!;
+    try {
+      await getExternalWorkflowHandle(next.workflowId, next.runId).signal(vmLockGrantedSignal, next.requestId);
+    } catch (e) {
+      log.warn('lock requester is gone before its turn', { vm: input.vm, requester: next.workflowId, error: String(e) });
+      continue;
+    }
+    holder = next;
+    holderReleased = false;
+    while (!holderReleased) {
+      if (await condition(() => holderReleased, livenessCheck)) break;
+      try {
+        await getExternalWorkflowHandle(holder.workflowId, holder.runId).signal(vmLockLivenessSignal);
+      } catch (e) {
+        log.warn('lock holder ended without releasing the lock; releasing it', { vm: input.vm, holder: holder.workflowId, error: String(e) });
+        break;
+      }
+    }
+    holder = undefined;
+  }
+}
+
+const lockActivities = proxyActivities<ControlActivities>({ startToCloseTimeout: '1 minute', retry: DIRECTORY_RETRY });
+
+/**
+ * Runs `fn` while this workflow holds the lock of `vm`; waits in line when another operation holds
+ * it. The lock is released however `fn` ends.
+ */
+export async function withVmLock<T>(vm: string, operation: string, fn: () => Promise<T>): Promise<T> {
+  const requestId = uuid4();
+  let granted = false;
+  setHandler(vmLockGrantedSignal, (id) => {
+    if (id === requestId) granted = true;
+  });
+  setHandler(vmLockLivenessSignal, () => undefined);
+  const lockId = vmLockWorkflowId(vm);
+  const { workflowId, runId } = workflowInfo();
+  upsertSearchAttributes([{ key: SA.phase, value: 'waiting for the VM lock' }]);
+  try {
+    await lockActivities.requestVmLock({ lockWorkflowId: lockId, vm, request: { requestId, workflowId, runId, operation } });
+    await condition(() => granted);
+    return await fn();
+  } finally {
+    await CancellationScope.nonCancellable(() => getExternalWorkflowHandle(lockId).signal(releaseVmLockSignal, requestId)).catch((e) =>
+      log.warn('could not release the VM lock; it frees itself when this run has ended', { vm, error: String(e) }),
+    );
+  }
+}
+
+/** The VM a leaf DN names, when its name is one a lock can carry (else the caller runs unlocked and fails on its own). */
+export function lockableVmOf(leafDn: string): string | undefined {
+  const vm = parseLeafDn(leafDn)?.vm;
+  if (!vm) return undefined;
+  try {
+    vmLockWorkflowId(vm);
+    return vm;
+  } catch {
+    return undefined;
+  }
+}
