@@ -20,7 +20,8 @@ export function failure(code: number, message: string, extra: Record<string, unk
   const details: FailureDetails = { ...extra, code: entry.code };
   return ApplicationFailure.create({
     type: entry.name,
-    message: `${entry.name} (${entry.code}): ${message}`,
+    // a message that already names its code (rethrown from an activity) is not prefixed twice
+    message: message.startsWith(`${entry.name} (`) ? message : `${entry.name} (${entry.code}): ${message}`,
     nonRetryable: !entry.retryable,
     details: [details],
   });
@@ -75,7 +76,7 @@ export const COMPENSATION_RETRY: RetryPolicy = {
   initialInterval: '1s',
   backoffCoefficient: 2,
   maximumInterval: '30s',
-  maximumAttempts: 0,
+  // no maximumAttempts: unlimited
 };
 
 /** LDAP writes of the control worker: the directory may restart; keep trying with backoff. */

@@ -4,8 +4,8 @@
  * never looked up by name (no pkill).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface Daemon {
@@ -70,6 +70,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     }),
   ]);
 
+  const pidFile = trackPid(pid);
+  void exited.then(() => pidFile && rmSync(pidFile, { force: true }));
   const stop = async (graceMs = 10_000) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     process.kill(pid, 'SIGTERM');
@@ -95,6 +97,41 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     await sleep(options.pollMs ?? 100);
   }
   return { name: options.name, pid, stop, exited };
+}
+
+/**
+ * With KVM_BACKUP_PID_DIR set (the test runner sets it), every daemon leaves its PID there while it
+ * runs, so the runner can stop by PID what a crashed test process left behind.
+ */
+function trackPid(pid: number): string | undefined {
+  const dir = process.env['KVM_BACKUP_PID_DIR'];
+  if (!dir) return undefined;
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, String(pid));
+  writeFileSync(file, String(pid));
+  return file;
+}
+
+/** Stops (SIGTERM, then SIGKILL) every daemon still listed in a PID directory. */
+export async function stopTrackedPids(dir: string): Promise<number[]> {
+  const pids = existsSync(dir) ? readdirSync(dir).map(Number).filter((n) => n > 1) : [];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  await sleep(1_500);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+    rmSync(join(dir, String(pid)), { force: true });
+  }
+  return pids;
 }
 
 /** A TCP port nobody listens on right now (the kernel picks it). */

@@ -6,14 +6,14 @@
  *
  *   node dist/test/run-tests.js [name-filter …]
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { Virsh } from '../activities/node/virsh.js';
-import { freePort } from '../stack/daemon.js';
+import { freePort, stopTrackedPids } from '../stack/daemon.js';
 import { ensureLibvirt, LIBVIRT_URI, type Libvirt } from '../stack/libvirt.js';
 import { VAR_DIR } from '../stack/paths.js';
 import { startTemporalServer, type TemporalServer } from '../stack/temporal-server.js';
@@ -55,13 +55,27 @@ async function main(): Promise<number> {
 
   let temporal: TemporalServer | undefined;
   let libvirt: Libvirt | undefined;
+  let tests: ChildProcess | undefined;
+  const pidDir = join(runDir, 'pids');
   const stopAll = async () => {
+    if (tests && tests.exitCode === null && tests.signalCode === null) {
+      tests.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 3_000));
+      if (tests.exitCode === null && tests.signalCode === null) tests.kill('SIGKILL');
+    }
+    // domains first (QEMU outlives libvirtd), then daemons a killed test process left behind
     await sweepTestDomains(`${TEST_DOMAIN_PREFIX}${tag}-`).catch((e) => console.error('run-tests: sweep failed', e));
+    const left = await stopTrackedPids(pidDir);
+    if (left.length) console.error(`run-tests: stopped ${left.length} daemons left behind by tests (pids ${left.join(' ')})`);
     await libvirt?.stop();
     await temporal?.stop();
   };
-  process.once('SIGINT', () => void stopAll().then(() => process.exit(130)));
-  process.once('SIGTERM', () => void stopAll().then(() => process.exit(143)));
+  let stopping: Promise<void> | undefined;
+  const onSignal = (code: number) => () => {
+    stopping ??= stopAll().finally(() => process.exit(code));
+  };
+  process.once('SIGINT', onSignal(130));
+  process.once('SIGTERM', onSignal(143));
   try {
     const started = Date.now();
     [temporal, libvirt] = await Promise.all([
@@ -76,7 +90,7 @@ async function main(): Promise<number> {
         `ready in ${Date.now() - started} ms; ${files.length} test files`,
     );
     const code = await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, ['--test', '--test-concurrency=1', ...files], {
+      const child = (tests = spawn(process.execPath, ['--test', '--test-concurrency=1', ...files], {
         stdio: 'inherit',
         env: {
           ...process.env,
@@ -85,15 +99,16 @@ async function main(): Promise<number> {
           KVM_BACKUP_TEST_DIR: runDir,
           KVM_BACKUP_TEST_RUN: tag,
           KVM_BACKUP_WORKFLOW_BUNDLE: bundlePath,
+          KVM_BACKUP_PID_DIR: pidDir,
         },
-      });
+      }));
       child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
     });
     if (code === 0) rmSync(runDir, { recursive: true, force: true });
     else console.error(`run-tests: failed; files and logs kept in ${runDir}`);
     return code;
   } finally {
-    await stopAll();
+    if (!stopping) await stopAll();
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { Directory } from '../activities/control/directory.js';
-import { nodeDeps } from '../activities/node/index.js';
+import { nodeDeps, type NodeDeps } from '../activities/node/index.js';
 import type { GlobalConfig } from '../core/global-config.js';
 import { createControlWorker } from './control-worker.js';
 import { createNodeWorker } from './node-worker.js';
@@ -21,7 +21,12 @@ export interface RunningWorkers {
 export async function startWorkers(
   config: GlobalConfig,
   which: { node: boolean; control: boolean },
-  options: { libvirtUri?: string; controlQueue?: string } = {},
+  options: {
+    libvirtUri?: string;
+    controlQueue?: string;
+    /** Tests wrap the real node dependencies to inject faults into one call. */
+    wrapNodeDeps?: (deps: NodeDeps) => NodeDeps;
+  } = {},
 ): Promise<RunningWorkers> {
   installRuntime();
   const target = config.temporal;
@@ -35,13 +40,13 @@ export async function startWorkers(
       await createNodeWorker({
         connection,
         namespace: target.namespace,
-        deps: nodeDeps({
+        deps: (options.wrapNodeDeps ?? ((d) => d))(nodeDeps({
           environment: config.environment,
           ...(options.libvirtUri ? { libvirtUri: options.libvirtUri } : {}),
           virtualizationRoot: config.backup.virtualizationRoot,
           defaultMethod: config.backup.snapshotMethod,
           copyRateMiB: config.backup.copyBandwidthMiB,
-        }),
+        })),
       }),
     );
   }

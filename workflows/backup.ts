@@ -36,6 +36,8 @@ export interface BackupRequest {
   snapshotMethod?: SnapshotMethod;
   /** Heartbeat timeout of the long node activities: how fast a crashed node worker is noticed. */
   heartbeatTimeout?: Duration;
+  /** At most this many attempts per node step (default: the retry policies of core/failures.ts). */
+  attempts?: number;
 }
 
 export interface BackupOutcome {
@@ -67,7 +69,8 @@ const DONE_MODE: Record<BackupStep, string> = { snapshot: 'snapshotted', merge: 
 
 const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
 
-function nodeActivities(node: string, heartbeatTimeout: Duration) {
+function nodeActivities(node: string, heartbeatTimeout: Duration, attempts?: number) {
+  const limit = (policy: typeof STEP_RETRY) => (attempts ? { ...policy, maximumAttempts: attempts } : policy);
   const taskQueue = nodeTaskQueue(node);
   const common = {
     taskQueue,
@@ -76,8 +79,8 @@ function nodeActivities(node: string, heartbeatTimeout: Duration) {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   } as const;
   return {
-    quick: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '10 minutes', retry: STEP_RETRY }),
-    long: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '24 hours', heartbeatTimeout, retry: LONG_STEP_RETRY }),
+    quick: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '10 minutes', retry: limit(STEP_RETRY) }),
+    long: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '24 hours', heartbeatTimeout, retry: limit(LONG_STEP_RETRY) }),
     compensation: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '2 hours', heartbeatTimeout, retry: COMPENSATION_RETRY }),
   };
 }
@@ -134,7 +137,7 @@ async function runBackup(request: BackupRequest): Promise<BackupOutcome> {
     { key: SA.leaf, value: leafDn },
     ...(ctx.pool ? [{ key: SA.pool, value: ctx.pool }] : []),
   ]);
-  const node = nodeActivities(ctx.node, request.heartbeatTimeout ?? '1 minute');
+  const node = nodeActivities(ctx.node, request.heartbeatTimeout ?? '1 minute', request.attempts);
   const method = request.snapshotMethod ?? ctx.configuration.config.snapshotMethod;
   const outcome: BackupOutcome = { leafDn, vm: leaf.vm, ou: leaf.ou, node: ctx.node, steps, times, bytes: 0, warnings, rotated: [] };
 

@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Directory } from '../../activities/control/directory.js';
+import type { NodeDeps } from '../../activities/node/index.js';
 import { Virsh } from '../../activities/node/virsh.js';
 import { parseGlobalConfig, type GlobalConfig } from '../../core/global-config.js';
 import { vmDn } from '../../core/naming.js';
@@ -22,16 +23,17 @@ import { temporalTarget, testDir, uniqueName } from './names.js';
 
 export interface WorldOptions {
   label: string;
-  /** Disk targets, default ['vda']; the first is in the demo LDIF, others are added to LDAP. */
-  disks?: string[];
+  /**
+   * Disks, default ['vda']: a target, or a target with its directory (relative to the
+   * virtualization root) and file name. The first is in the demo LDIF, others are added to LDAP.
+   */
+  disks?: Array<string | { target: string; dir?: string; file?: string }>;
   memoryMiB?: number;
   startVm?: boolean;
   /** Skip the VM entirely (LDAP/Temporal-only tests). */
   noVm?: boolean;
   /** Extra `KEY = value` lines for the INI's [Backup] section (e.g. COPY_BANDWIDTH). */
   backupIni?: Record<string, string>;
-  /** Disk image directory per target (default: all in the pool directory). */
-  diskDirs?: Record<string, string>;
 }
 
 export interface World {
@@ -50,7 +52,7 @@ export interface World {
   client: Client;
   /** Control task queue of this world (workflows and LDAP activities). */
   controlQueue: string;
-  startWorkers(): Promise<RunningWorkers>;
+  startWorkers(options?: { node?: boolean; control?: boolean; wrapNodeDeps?: (d: NodeDeps) => NodeDeps }): Promise<RunningWorkers>;
   close(): Promise<void>;
 }
 
@@ -71,10 +73,11 @@ export async function createWorld(o: WorldOptions): Promise<World> {
   };
   mkdirSync(paths.ramDisk, { recursive: true });
   const diskDir = join(paths.virtualizationRoot, 'vm-persistent', pool);
-  const disks = (o.disks ?? ['vda']).map((target) => ({
-    target,
-    path: join(o.diskDirs?.[target] ? join(paths.virtualizationRoot, o.diskDirs[target]) : diskDir, `${vm}-${target}.disk.qcow2`),
-  }));
+  const disks = (o.disks ?? ['vda']).map((spec) => {
+    const d = typeof spec === 'string' ? { target: spec } : spec;
+    const dir = d.dir ? join(paths.virtualizationRoot, d.dir) : diskDir;
+    return { target: d.target, path: join(dir, d.file ?? `${vm}-${d.target}.disk.qcow2`) };
+  });
 
   const slapd = await startSlapd({
     dir: join(dir, 'ldap'),
@@ -153,8 +156,12 @@ export async function createWorld(o: WorldOptions): Promise<World> {
   await ensureSearchAttributes(client, temporalTarget().namespace);
   const controlQueue = `${node}.control`;
   const running: RunningWorkers[] = [];
-  const startAllWorkers = async (): Promise<RunningWorkers> => {
-    const w = await startWorkers(config, { node: true, control: true }, { controlQueue });
+  const startAllWorkers: World['startWorkers'] = async (opts = {}) => {
+    const w = await startWorkers(
+      config,
+      { node: opts.node ?? true, control: opts.control ?? true },
+      { controlQueue, ...(opts.wrapNodeDeps ? { wrapNodeDeps: opts.wrapNodeDeps } : {}) },
+    );
     running.push(w);
     return w;
   };

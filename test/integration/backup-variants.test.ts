@@ -1,0 +1,96 @@
+/**
+ * Backup variants on the real stack: two disks in different directories with the same file name,
+ * paths full of '-' and '.', and the RAM disk missing or too small (the state file then goes to the
+ * retain directory, with a warning, and still restores).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
+import { addLeaf, readLeaf, startBackup, waitForPhase } from '../helpers/backup.js';
+import { GuestData } from '../helpers/guest-data.js';
+import { createWorld, type World } from '../helpers/world.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch((e) => console.error('cleanup:', e));
+});
+
+async function world(o: Parameters<typeof createWorld>[0], poolConfig: Record<string, string> = {}): Promise<World> {
+  const w = await createWorld(o);
+  const workers = await w.startWorkers();
+  cleanups.push(async () => {
+    await workers.shutdown();
+    await w.close();
+  });
+  if (Object.keys(poolConfig).length) {
+    await w.directory.modify(`ou=backup,sstVirtualMachinePool=${w.pool},ou=virtual machine pools,${DEMO_SERVICE_SUBTREE}`, poolConfig);
+  }
+  return w;
+}
+
+test('two disks in different directories with the same file name, paths with - and .', async () => {
+  const w = await world(
+    {
+      label: 'two-disks',
+      disks: [
+        { target: 'vda', dir: 'vm-persistent/pool-a.b-c', file: 'disk.v1.qcow2' },
+        { target: 'vdb', dir: 'vm-persistent/other-store.d', file: 'disk.v1.qcow2' },
+      ],
+      backupIni: { COPY_BANDWIDTH: '32' },
+    },
+    {},
+  );
+  const backupRoot = join(w.dir, 'backup-vm.d', 'virt-2.0');
+  await w.directory.modify(`ou=backup,sstVirtualMachinePool=${w.pool},ou=virtual machine pools,${DEMO_SERVICE_SUBTREE}`, {
+    sstBackupRootDirectory: `file://${backupRoot}`,
+  });
+  const data = new GuestData(w);
+  await data.write('a-before', 0x1a, '0', '2M', 'vda');
+  await data.write('b-before', 0x1b, '0', '2M', 'vdb');
+  await data.write('b-bulk', 0x2b, '8M', '8M', 'vdb');
+  const leaf = await addLeaf(w);
+  const handle = await startBackup(w, { leafDn: leaf.dn });
+  await waitForPhase(handle, 'copy to retain');
+  await data.write('a-during', 0x3a, '2M', '1M', 'vda');
+  await data.write('b-during', 0x3b, '2M', '1M', 'vdb');
+  await handle.result();
+
+  // the iteration directory follows the first disk's directory; no truncation at '-' or '.'
+  const dir = join(backupRoot, 'vm-persistent', 'pool-a.b-c', w.vm, leaf.ou);
+  const files = readdirSync(dir);
+  assert.ok(files.includes(`vda-disk.v1.qcow2.${leaf.ou}`) && files.includes(`vdb-disk.v1.qcow2.${leaf.ou}`), files.join(' '));
+  await data.assertImage(join(dir, `vda-disk.v1.qcow2.${leaf.ou}`), 'vda', ['a-before'], 'backup of vda');
+  await data.assertImage(join(dir, `vdb-disk.v1.qcow2.${leaf.ou}`), 'vdb', ['b-before', 'b-bulk'], 'backup of vdb');
+  await data.assertImage(w.disks[0]!.path, 'vda', ['a-before', 'a-during'], 'live vda');
+  await data.assertImage(w.disks[1]!.path, 'vdb', ['b-before', 'b-bulk', 'b-during'], 'live vdb');
+  assert.deepEqual((await w.virsh.blockDevices(w.vm)).map((d) => d.source), w.disks.map((d) => d.path));
+  assert.equal((await readLeaf(w, leaf.dn)).mode, 'finished');
+});
+
+test('RAM disk missing: warning, state file in the retain directory, backup complete and restorable', async () => {
+  const w = await world({ label: 'ram-missing' }, { sstBackupRamDiskLocation: '/nonexistent/ram-disk.d' });
+  const leaf = await addLeaf(w);
+  const outcome = await (await startBackup(w, { leafDn: leaf.dn })).result();
+  assert.ok(outcome.warnings.some((m) => /RAM disk \/nonexistent\/ram-disk.d is missing/.test(m)), outcome.warnings.join('; '));
+  const state = join(w.paths.backupRoot, 'vm-persistent', w.pool, w.vm, leaf.ou, `${w.vm}.state.${leaf.ou}`);
+  assert.match(execFileSync('virsh', ['-c', 'qemu:///system', 'save-image-dumpxml', state]).toString(), new RegExp(`<name>${w.vm}</name>`));
+  assert.equal((await readLeaf(w, leaf.dn)).mode, 'finished');
+});
+
+test('RAM disk too small (1 MiB tmpfs for 64 MiB of RAM): warning, fallback, backup complete', async () => {
+  const small = join(`/tmp`, `kvmbt-ram-${process.pid}`);
+  mkdirSync(small, { recursive: true });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+  cleanups.push(async () => {
+    execFileSync('umount', [small]);
+  });
+  const w = await world({ label: 'ram-small' }, { sstBackupRamDiskLocation: small });
+  const leaf = await addLeaf(w);
+  const outcome = await (await startBackup(w, { leafDn: leaf.dn })).result();
+  assert.ok(outcome.warnings.some((m) => m.includes(`RAM disk ${small} has 1.0 MiB free`)), outcome.warnings.join('; '));
+  assert.deepEqual(readdirSync(small), [], 'nothing left on the RAM disk');
+  assert.equal((await readLeaf(w, leaf.dn)).mode, 'finished');
+});
