@@ -143,6 +143,8 @@ export interface CopyStats {
   bytes: number;
   files: number;
   durationMs: number;
+  /** Bytes an earlier attempt had already copied and this one did not copy again. */
+  resumedBytes: number;
 }
 
 /** Where the RAM state goes during the snapshot for a prepared backup. */

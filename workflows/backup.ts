@@ -50,6 +50,8 @@ export interface BackupOutcome {
   pauseMs?: number;
   times: Partial<Record<Phase, number>>;
   bytes: number;
+  /** Bytes that retried copies did not copy again (they resumed after a crash). */
+  resumedBytes: number;
   warnings: string[];
   rotated: string[];
 }
@@ -139,7 +141,7 @@ async function runBackup(request: BackupRequest): Promise<BackupOutcome> {
   ]);
   const node = nodeActivities(ctx.node, request.heartbeatTimeout ?? '1 minute', request.attempts);
   const method = request.snapshotMethod ?? ctx.configuration.config.snapshotMethod;
-  const outcome: BackupOutcome = { leafDn, vm: leaf.vm, ou: leaf.ou, node: ctx.node, steps, times, bytes: 0, warnings, rotated: [] };
+  const outcome: BackupOutcome = { leafDn, vm: leaf.vm, ou: leaf.ou, node: ctx.node, steps, times, bytes: 0, resumedBytes: 0, warnings, rotated: [] };
 
   let prepared: PreparedBackup | undefined;
   const prepare = async (purpose: BackupStep): Promise<PreparedBackup> => {
@@ -181,6 +183,7 @@ async function runBackup(request: BackupRequest): Promise<BackupOutcome> {
         warnings.push(...exported.warnings);
         const copied = await node.long.copyToRetain(prepared, exported.ldif);
         outcome.bytes += copied.bytes;
+        outcome.resumedBytes += copied.resumedBytes;
         times.snapshot = snap.durationMs + copied.durationMs;
       } else if (step === 'merge') {
         enter('merge');
@@ -189,6 +192,7 @@ async function runBackup(request: BackupRequest): Promise<BackupOutcome> {
         enter('export');
         const exported = await node.long.exportBackup(prepared);
         outcome.bytes += exported.bytes;
+        outcome.resumedBytes += exported.resumedBytes;
         times.retain = exported.durationMs;
       }
       // step by step, the last step answers with the processed stamp in the same modify

@@ -4,6 +4,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { guarded } from './run.js';
 
 const COPIER = fileURLToPath(new URL('./copy-file.js', import.meta.url));
 
@@ -31,7 +32,8 @@ export type CopyFn = (request: CopyRequest) => Promise<CopyResult>;
 export const copyFile: CopyFn = async (r) => {
   const args = [COPIER, '--src', r.src, '--dst', r.dst, '--offset', String(r.resumeFrom ?? 0), '--rate', String(r.rateMiB ?? 0)];
   if (r.sha256) args.push('--hash');
-  const child = execa('ionice', ['-c', '3', process.execPath, ...args], { cancelSignal: r.signal, forceKillAfterDelay: 2_000, reject: false, buffer: { stdout: false } });
+  const [cmd, argv] = guarded(process.execPath, args, true);
+  const child = execa(cmd, argv, { cancelSignal: r.signal, forceKillAfterDelay: 2_000, reject: false, buffer: { stdout: false } });
   let result: CopyResult | undefined;
   let tail = '';
   child.stdout?.on('data', (chunk: Buffer) => {

@@ -5,6 +5,7 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { guarded } from './run.js';
 
 const EVENT = /^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3})\+0000: event (STOP|RESUME) for domain/;
 
@@ -31,7 +32,8 @@ export function pauseFromEvents(lines: readonly string[]): number | undefined {
 
 export async function watchGuestPause(uri: string, domain: string): Promise<PauseWatch> {
   const lines: string[] = [];
-  const child: ResultPromise = execa('virsh', ['-c', uri, 'qemu-monitor-event', domain, '--loop', '--timestamp'], {
+  const [cmd, argv] = guarded('virsh', ['-c', uri, 'qemu-monitor-event', domain, '--loop', '--timestamp']);
+  const child: ResultPromise = execa(cmd, argv, {
     reject: false,
     buffer: false,
   });

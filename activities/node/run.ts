@@ -35,8 +35,18 @@ export class CommandError extends Error {
   }
 }
 
+/**
+ * Every child gets SIGKILL when the worker dies (prctl PDEATHSIG through util-linux `setpriv`): a
+ * killed worker leaves no virsh or copier behind to race the retry of its activity. libvirt
+ * operations themselves run inside libvirtd and complete on their own; the retry finds their result.
+ */
+export function guarded(file: string, args: readonly string[], idleIo = false): [string, string[]] {
+  const inner = idleIo ? ['ionice', '-c', '3', file, ...args] : [file, ...args];
+  return ['setpriv', ['--pdeathsig', 'KILL', '--', ...inner]];
+}
+
 export const run: Run = async (file, args, options = {}) => {
-  const [cmd, argv] = options.idleIo ? ['ionice', ['-c', '3', file, ...args]] : [file, [...args]];
+  const [cmd, argv] = guarded(file, args, options.idleIo);
   try {
     const result = await execa(cmd, argv, {
       cancelSignal: options.signal,

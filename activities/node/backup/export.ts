@@ -45,12 +45,13 @@ export function createExport(deps: BackupNodeDeps) {
       const manifest = `${plan.backupDir}/${fileNames.inBackup(plan.files.manifest, plan.ou)}`;
       if ((await exists(manifest)) && !(await exists(plan.retainDir))) {
         const listed = parseManifest(await readFile(manifest, 'utf8'));
-        return { bytes: 0, files: listed.size, durationMs: 0 }; // done by an earlier attempt
+        return { bytes: 0, files: listed.size, durationMs: 0, resumedBytes: 0 }; // done by an earlier attempt
       }
       await files.makeDirectory(plan.backupDir, plan.directories);
       const beat = startHeartbeat<ExportProgress>({ phase: 'export', hashes: {}, bytes: 0 });
       const progress: ExportProgress = { phase: 'export', hashes: { ...(beat.previous?.hashes ?? {}) }, bytes: beat.previous?.bytes ?? 0 };
       const names = retainFiles(plan);
+      let resumedBytes = 0;
       try {
         for (const name of names) {
           const src = `${plan.retainDir}/${name}`;
@@ -58,6 +59,7 @@ export function createExport(deps: BackupNodeDeps) {
           if (progress.hashes[name] && (await exists(dst))) continue;
           if (!(await exists(src))) throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} is missing from the retain directory`);
           const resumeFrom = beat.previous?.current?.name === name ? beat.previous.current.bytes : 0;
+          resumedBytes += resumeFrom;
           try {
             const r = await deps.copy({
               src,
@@ -83,7 +85,7 @@ export function createExport(deps: BackupNodeDeps) {
         beat.stop();
       }
       await files.removeDirectory(plan.retainDir, plan.retainRoot);
-      return { bytes: progress.bytes, files: names.length, durationMs: Date.now() - started };
+      return { bytes: progress.bytes, files: names.length, durationMs: Date.now() - started, resumedBytes };
     },
   };
 }

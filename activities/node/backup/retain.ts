@@ -65,10 +65,12 @@ export function createCopyToRetain(deps: BackupNodeDeps) {
 
       const beat = startHeartbeat<CopyProgress>({ phase: 'retain', done: [], bytes: 0 });
       const progress: CopyProgress = { phase: 'retain', done: [...(beat.previous?.done ?? [])], bytes: beat.previous?.bytes ?? 0 };
+      let resumedBytes = 0;
       try {
         for (const d of plan.disks) {
           if (progress.done.includes(d.name) && (await exists(at(d.name)))) continue;
           const resumeFrom = beat.previous?.current?.name === d.name ? beat.previous.current.bytes : 0;
+          resumedBytes += resumeFrom;
           try {
             const r = await deps.copy({
               src: d.path,
@@ -90,7 +92,7 @@ export function createCopyToRetain(deps: BackupNodeDeps) {
       } finally {
         beat.stop();
       }
-      return { bytes: progress.bytes, files: plan.disks.length + 3, durationMs: Date.now() - started };
+      return { bytes: progress.bytes, files: plan.disks.length + 3, durationMs: Date.now() - started, resumedBytes };
     },
   };
 }
