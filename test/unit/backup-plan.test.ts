@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { manifestText, parseManifest } from '../../activities/node/backup/export.js';
+import { pauseFromEvents } from '../../activities/node/guest-pause.js';
+import { resolveBackupConfiguration } from '../../core/backup-config.js';
+import { overlayPath, planBackup, retainFiles, type BackupContext } from '../../core/backup-plan.js';
+import { domainDisks, retargetDisks, withOriginalDisks } from '../../core/domain-xml.js';
+import { makeEntry } from '../../core/ldap-entry.js';
+import { parseValidLeafDn, leafDn } from '../../core/naming.js';
+import { endedChanges, executionTimeValues, parseExecutionTimes } from '../../core/provisioning.js';
+
+const SUB = 'ou=virtualization,ou=services,dc=stoney-cloud,dc=org';
+
+function context(disks: BackupContext['disks'], config: Record<string, string> = {}): BackupContext {
+  return {
+    leaf: parseValidLeafDn(leafDn(SUB, 'vm-1', '20261127T030405Z')),
+    node: 'node-1',
+    disks,
+    configuration: resolveBackupConfiguration({
+      cloud: makeEntry('ou=backup', { objectClass: ['sstVirtualizationBackupObjectClass'], ...config }),
+    }),
+  };
+}
+
+test('the plan: original layout, overlays next to the images, unique names for same-named disks', () => {
+  const plan = planBackup(
+    context(
+      [
+        { target: 'vda', path: '/var/virtualization/vm-persistent/pool-1/disk.qcow2' },
+        { target: 'vdb', path: '/var/virtualization/vm-data.d/disk.qcow2' },
+        { target: 'vdc', path: '/var/virtualization/vm-data.d/extra.qcow2' },
+      ],
+      { sstBackupRootDirectory: 'file:///srv/backup-vm.d', sstBackupRetainDirectory: 'file:///var/virtualization/retain' },
+    ),
+    { virtualizationRoot: '/var/virtualization', method: 'live' },
+  );
+  assert.equal(plan.backupDir, '/srv/backup-vm.d/vm-persistent/pool-1/vm-1/20261127T030405Z');
+  assert.equal(plan.retainDir, '/var/virtualization/retain/vm-persistent/pool-1/vm-1/20261127T030405Z');
+  assert.equal(plan.backupVmDir, '/srv/backup-vm.d/vm-persistent/pool-1/vm-1');
+  assert.deepEqual(plan.disks.map((d) => d.name), ['vda-disk.qcow2', 'vdb-disk.qcow2', 'extra.qcow2']);
+  assert.equal(plan.disks[0]!.overlay, '/var/virtualization/vm-persistent/pool-1/disk.qcow2.overlay-20261127T030405Z');
+  assert.deepEqual(retainFiles(plan), ['vm-1.state', 'vm-1.xml', 'vm-1.ldif', 'vda-disk.qcow2', 'vdb-disk.qcow2', 'extra.qcow2']);
+  assert.equal(plan.stagingStateFile, '/mnt/ramdisk/kvm-backup-vm-1-20261127T030405Z.state');
+  assert.equal(overlayPath('/a/b.qcow2', '20261127T030405Z'), '/a/b.qcow2.overlay-20261127T030405Z');
+});
+
+test('the plan refuses URIs that are not file:// (39)', () => {
+  assert.throws(
+    () => planBackup(context([{ target: 'vda', path: '/v/d.qcow2' }], { sstBackupRootDirectory: 'nfs://x/y' }), { virtualizationRoot: '/var/virtualization', method: 'live' }),
+    (e: { code?: number }) => e.code === 39,
+  );
+});
+
+const LIVE_XML = `<domain type='kvm'>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/v/d.qcow2.overlay-X' index='2'/>
+      <backingStore type='file' index='1'>
+        <format type='qcow2'/>
+        <source file='/v/d.qcow2'/>
+        <backingStore/>
+      </backingStore>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <source file='/iso/a&amp;b.iso'/>
+      <target dev='hdc' bus='ide'/>
+    </disk>
+  </devices>
+</domain>`;
+
+test('domain XML: disks with their backing chain; original paths restored for the saved XML', () => {
+  const disks = domainDisks(LIVE_XML);
+  assert.deepEqual(disks[0], { device: 'disk', type: 'file', target: 'vda', source: '/v/d.qcow2.overlay-X', backingSource: '/v/d.qcow2', emptyBackingStore: true });
+  assert.equal(disks[1]!.source, '/iso/a&b.iso');
+  const original = withOriginalDisks(LIVE_XML, new Map([['/v/d.qcow2.overlay-X', '/v/d.qcow2']]));
+  assert.deepEqual(domainDisks(original)[0], { device: 'disk', type: 'file', target: 'vda', source: '/v/d.qcow2', emptyBackingStore: false });
+  assert.doesNotMatch(original, /backingStore|overlay/);
+});
+
+test('domain XML: retargeting for restore --xml drops the empty <backingStore/> (lab §4e)', () => {
+  const saved = `<domain><devices><disk type='file' device='disk'>
+      <source file='/v/d.qcow2'/>
+      <backingStore/>
+      <target dev='vda' bus='virtio'/>
+    </disk></devices></domain>`;
+  const xml = retargetDisks(saved, new Map([['/v/d.qcow2', '/v/d.qcow2.overlay-X']]));
+  assert.match(xml, /<source file='\/v\/d.qcow2.overlay-X'\/>/);
+  assert.doesNotMatch(xml, /<backingStore\/>/);
+});
+
+test('guest pause from QEMU STOP/RESUME events', () => {
+  const lines = [
+    "2026-11-27 03:10:24.693+0000: event MIGRATION for domain 'x': {\"status\":\"active\"}",
+    "2026-11-27 03:10:24.695+0000: event STOP for domain 'x': <null>",
+    "2026-11-27 03:10:24.718+0000: event RESUME for domain 'x': <null>",
+  ];
+  assert.equal(pauseFromEvents(lines), 23);
+  assert.equal(pauseFromEvents(lines.slice(0, 2)), undefined);
+});
+
+test('execution times: seconds with millisecond precision, side by side, in one modify with the mode', () => {
+  assert.deepEqual(executionTimeValues({ merge: 1204, snapshot: 412, downtime: 38 }), ['snapshot: 0.412', 'downtime: 0.038', 'merge: 1.204']);
+  assert.deepEqual(parseExecutionTimes(['snapshot: 0.412', 'merge: 1.204', 'junk']), { snapshot: 412, merge: 1204 });
+  assert.deepEqual(endedChanges('merged', 0, { merge: 5 }), {
+    sstProvisioningMode: 'merged',
+    sstProvisioningReturnValue: '0',
+    sstProvisioningExecutionTime: ['merge: 0.005'],
+  });
+});
+
+test('manifest: sha256sum format, read back', () => {
+  const h = 'a'.repeat(64);
+  const text = manifestText([['vm.state.X', h]]);
+  assert.equal(text, `${h}  vm.state.X\n`);
+  assert.equal(parseManifest(text).get('vm.state.X'), h);
+});
