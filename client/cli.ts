@@ -3,9 +3,13 @@
  * `kvm-backup`: the operator's command. Each command is a small function; `--help` on every one.
  */
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/global-config.js';
-import { loadGlobalConfig } from './config-file.js';
+import { configPath, loadGlobalConfig } from './config-file.js';
 import { runDev } from './dev.js';
+import { startWatcher } from './watcher/index.js';
+import { watcherOptionsFromIni } from './watcher/ini-options.js';
+import { consoleLog } from './watcher/log.js';
 import { startWorkers } from '../workers/run-workers.js';
 
 interface Command {
@@ -46,6 +50,30 @@ const commands: Record<string, Command> = {
       process.once('SIGTERM', stop);
       console.log(`workers running for node ${config.environment} (${Object.entries(which).filter(([, on]) => on).map(([k]) => k).join(' + ')})`);
       await running.done;
+      return 0;
+    },
+  },
+  watch: {
+    summary: 'run the LDAP watcher and the backup scheduler of this site until SIGINT/SIGTERM',
+    usage: 'kvm-backup watch [--config FILE] [--no-scheduler] [--verbose]',
+    options: {
+      config: { type: 'string' },
+      'no-scheduler': { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+    },
+    async run(v) {
+      const file = v['config'] as string | undefined;
+      const config = loadGlobalConfig(file);
+      const fromIni = watcherOptionsFromIni(readFileSync(configPath(file), 'utf8'));
+      const watcher = await startWatcher(config, {
+        ...fromIni,
+        ...(v['no-scheduler'] ? { scheduler: false as const } : {}),
+        log: consoleLog('watcher', v['verbose'] ? 'debug' : 'info'),
+      });
+      const stop = () => void watcher.stop();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await watcher.done;
       return 0;
     },
   },

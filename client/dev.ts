@@ -18,6 +18,7 @@ import { startSlapd } from '../stack/slapd.js';
 import { startTemporalServer } from '../stack/temporal-server.js';
 import { createTinyVm, openPath } from '../stack/tiny-vm.js';
 import { startWorkers, type RunningWorkers } from '../workers/run-workers.js';
+import { startWatcher } from './watcher/index.js';
 
 export const DEMO_VM = 'kvm-backup-demo';
 export const DEMO_POOL = 'demo-pool';
@@ -119,14 +120,17 @@ export async function runDev(o: DevOptions): Promise<void> {
 
     const workers: RunningWorkers = await startWorkers(config, { node: true, control: true });
     started.push({ name: 'workers', stop: workers.shutdown });
+    const watcher = await startWatcher(config);
+    started.push({ name: 'watcher and scheduler', stop: watcher.stop });
 
     console.log('');
     console.log(`kvm-backup dev is up on node "${node}" with demo VM "${DEMO_VM}".`);
     console.log(`  Temporal UI:   ${temporal.uiUrl}`);
     console.log(`  configuration: ${configFile}`);
     console.log(`  workers poll:  kvm-backup.node.${node} and kvm-backup.control`);
+    console.log(`  watcher:       a leaf with sstProvisioningMode=backup (or snapshot, merge, …) and state 0 starts a workflow`);
     console.log('Ctrl-C stops everything started here.');
-    await workers.done;
+    await Promise.race([workers.done, watcher.done]);
     if (!stopping) throw new Error('a worker or the watcher stopped unexpectedly');
     await stopping;
   } catch (e) {

@@ -3,3 +3,4 @@ export { probeNodeWorkflow } from './node-probe.js';
 export { backupWorkflow, backupProgressQuery } from './backup.js';
 export { deleteWorkflow } from './delete.js';
 export { vmLockWorkflow } from './vm-lock.js';
+export { scheduledBackupWorkflow } from './scheduled-backup.js';

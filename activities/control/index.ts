@@ -4,6 +4,7 @@
  */
 import { createBackupLeafActivities } from './backup-leaf.js';
 import type { Directory } from './directory.js';
+import { createSchedulingActivities } from './scheduling.js';
 import { createVmLockActivities } from './vm-lock.js';
 
 export interface ControlDeps {
@@ -21,6 +22,7 @@ export function createControlActivities(deps: ControlDeps) {
     },
     ...createBackupLeafActivities(deps),
     ...createVmLockActivities(),
+    ...createSchedulingActivities(deps),
   };
 }
 

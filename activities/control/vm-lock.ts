@@ -4,9 +4,21 @@
  * the lock's state for the scheduler ("is a backup of this VM still running?").
  */
 import { Context } from '@temporalio/activity';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { vmLockWorkflowId } from '../../core/naming.js';
 import { VM_LOCK_SIGNALS, VM_LOCK_STATE_QUERY, VM_LOCK_WORKFLOW, type VmLockRequest, type VmLockState } from '../../core/vm-lock.js';
+
+/** Who holds and who waits for the VM's lock; undefined when no lock workflow runs (the VM is free). */
+export async function readVmLockState(client: Client, vm: string): Promise<VmLockState | undefined> {
+  const handle = client.workflow.getHandle(vmLockWorkflowId(vm));
+  try {
+    if ((await handle.describe()).status.name !== 'RUNNING') return undefined;
+    return await handle.query<VmLockState>(VM_LOCK_STATE_QUERY);
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return undefined;
+    throw e;
+  }
+}
 
 export function createVmLockActivities() {
   return {
@@ -23,17 +35,9 @@ export function createVmLockActivities() {
       });
     },
 
-    /** Who holds and who waits for the VM's lock; undefined when no lock workflow runs (VM free). */
+    /** Who holds and who waits for the VM's lock; undefined when the VM is free. */
     async vmLockState(vm: string): Promise<VmLockState | undefined> {
-      const handle = Context.current().client.workflow.getHandle(vmLockWorkflowId(vm));
-      try {
-        const { status } = await handle.describe();
-        if (status.name !== 'RUNNING') return undefined;
-        return await handle.query<VmLockState>(VM_LOCK_STATE_QUERY);
-      } catch (e) {
-        if (e instanceof WorkflowNotFoundError) return undefined;
-        throw e;
-      }
+      return readVmLockState(Context.current().client, vm);
     },
   };
 }

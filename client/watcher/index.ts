@@ -1,0 +1,96 @@
+/**
+ * The LDAP watcher of one site: follows the directory and starts workflows from backup leaves
+ * (client/watcher/feed.ts, dispatcher.ts), and runs the scheduler that replaces fc-brokerd's
+ * timetable (client/scheduler/), which re-reads the directory whenever the watcher sees a change
+ * outside the leaves. `stop()` ends both; `done` settles when they have ended.
+ */
+import type { Client } from '@temporalio/client';
+import { Directory } from '../../activities/control/directory.js';
+import type { GlobalConfig } from '../../core/global-config.js';
+import { CONTROL_TASK_QUEUE } from '../../core/naming.js';
+import { connectClient } from '../../workers/temporal.js';
+import { startScheduler, type RunningScheduler, type SchedulerOptions } from '../scheduler/index.js';
+import { CookieStore } from './cookie-store.js';
+import { RequestDispatcher } from './dispatcher.js';
+import { DirectoryFeed } from './feed.js';
+import { LdapSession } from './ldap-session.js';
+import { consoleLog, errorText, type Log } from './log.js';
+
+export interface WatcherOptions {
+  log?: Log;
+  /** Nodes this site runs workers for (default: [Global] ENVIRONMENT). */
+  nodes?: string[];
+  /** Control task queue of the site's workflows (default kvm-backup.control). */
+  taskQueue?: string;
+  /** Poll interval in ms (default 250: a request is seen within a quarter of a second). */
+  pollIntervalMs?: number;
+  /** Overlap of consecutive polls in seconds (default 3). */
+  lookbackSeconds?: number;
+  /** The scheduler runs beside the watcher unless this is false. */
+  scheduler?: false | Omit<SchedulerOptions, 'nodes' | 'taskQueue' | 'log' | 'temporal'>;
+  /** A Temporal client to use (default: one connected from [Temporal]); closed on stop only if ours. */
+  temporal?: Client;
+}
+
+export interface RunningWatcher {
+  feed: DirectoryFeed;
+  scheduler?: RunningScheduler;
+  /** Settles when the watcher (and scheduler) stopped; rejects only on a bug. */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_POLL_INTERVAL_MS = 250;
+export const DEFAULT_LOOKBACK_SECONDS = 3;
+
+export async function startWatcher(config: GlobalConfig, options: WatcherOptions = {}): Promise<RunningWatcher> {
+  const log = options.log ?? consoleLog('watcher');
+  const db = config.database;
+  const nodes = new Set(options.nodes?.length ? options.nodes : [config.environment]);
+  const taskQueue = options.taskQueue ?? CONTROL_TASK_QUEUE;
+  const ownClient = !options.temporal;
+  const temporal = options.temporal ?? (await connectClient(config.temporal));
+  const session = new LdapSession({ url: db.url, bindDn: db.bindDn, password: db.password });
+  const directory = new Directory({ url: db.url, bindDn: db.bindDn, password: db.password });
+
+  let scheduler: RunningScheduler | undefined;
+  if (options.scheduler !== false) {
+    scheduler = await startScheduler(config, { ...(options.scheduler ?? {}), nodes: [...nodes], taskQueue, log, temporal });
+  }
+  const dispatcher = new RequestDispatcher({ temporal, taskQueue, directory, session, serviceSubtree: db.serviceSubtree, nodes, log });
+  const feed = new DirectoryFeed({
+    session,
+    serviceSubtree: db.serviceSubtree,
+    searchFilter: db.searchFilter,
+    cookies: new CookieStore(db.cookieFile, db.defaultCookie),
+    pollIntervalMs: options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
+    lookbackSeconds: options.lookbackSeconds ?? DEFAULT_LOOKBACK_SECONDS,
+    log,
+    handle: (entry) => dispatcher.handle(entry),
+    onDirectoryChange: () => scheduler?.directoryChanged(),
+  });
+  log.info('watcher started', { nodes: [...nodes], taskQueue, cookieFile: db.cookieFile });
+
+  const running = feed.run().catch((e) => {
+    log.error('watcher stopped by a bug', { error: errorText(e) });
+    throw e;
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await feed.stop();
+      await running.catch(() => undefined);
+      await scheduler?.stop();
+      await session.close();
+      if (ownClient) await temporal.connection.close();
+      log.info('watcher stopped');
+    })());
+  const done = running.then(
+    () => stop(),
+    async (e) => {
+      await stop();
+      throw e;
+    },
+  );
+  return { feed, ...(scheduler ? { scheduler } : {}), done, stop };
+}
