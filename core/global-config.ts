@@ -54,6 +54,8 @@ export interface GlobalConfig {
     snapshotMethod: SnapshotMethod;
     /** Upper bound for big copies in MiB/s ([Backup] COPY_BANDWIDTH), 0 = unlimited. */
     copyBandwidthMiB: number;
+    /** Target guest pause of a live snapshot in ms ([Backup] LIVE_MAX_DOWNTIME_MS, default 20). */
+    liveMaxDowntimeMs: number;
   };
   temporal: { address: string; namespace: string };
 }
@@ -153,6 +155,10 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
   if (!/^\d{1,6}$/.test(copyBandwidth)) {
     throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] COPY_BANDWIDTH "${copyBandwidth}" is not a number of MiB/s`);
   }
+  const maxDowntime = sections['Backup']?.['LIVE_MAX_DOWNTIME_MS'] ?? '20';
+  if (!/^\d{1,5}$/.test(maxDowntime) || Number(maxDowntime) < 1) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] LIVE_MAX_DOWNTIME_MS "${maxDowntime}" is not a number of milliseconds`);
+  }
   const cw = cloudWide(sections);
   const s = sections['Service'] ?? {};
   const gw = sections['Gateway'] ?? {};
@@ -190,6 +196,7 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       virtualizationRoot,
       snapshotMethod: method,
       copyBandwidthMiB: Number(copyBandwidth),
+      liveMaxDowntimeMs: Number(maxDowntime),
     },
     temporal: {
       address: sources.env['TEMPORAL_ADDRESS'] || t['ADDRESS'] || '127.0.0.1:7233',

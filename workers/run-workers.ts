@@ -46,6 +46,7 @@ export async function startWorkers(
           virtualizationRoot: config.backup.virtualizationRoot,
           defaultMethod: config.backup.snapshotMethod,
           copyRateMiB: config.backup.copyBandwidthMiB,
+          liveMaxDowntimeMs: config.backup.liveMaxDowntimeMs,
         })),
       }),
     );

@@ -30,6 +30,7 @@ export function nodeDeps(o: {
   virtualizationRoot: string;
   defaultMethod: NodeDeps['defaultMethod'];
   copyRateMiB: number;
+  liveMaxDowntimeMs: number;
 }): NodeDeps {
   const libvirtUri = o.libvirtUri ?? 'qemu:///system';
   return {
@@ -42,5 +43,6 @@ export function nodeDeps(o: {
     virtualizationRoot: o.virtualizationRoot,
     defaultMethod: o.defaultMethod,
     copyRateMiB: o.copyRateMiB,
+    liveMaxDowntimeMs: o.liveMaxDowntimeMs,
   };
 }

@@ -157,6 +157,15 @@ export class Virsh {
     await this.exec(args, options, domain);
   }
 
+  /** QEMU's migration downtime limit (ms): how long it may pause the guest for the last pass of a live RAM save. */
+  async maxDowntime(domain: string): Promise<number> {
+    return Number((await this.exec(['migrate-getmaxdowntime', domain], {}, domain)).trim());
+  }
+
+  async setMaxDowntime(domain: string, ms: number): Promise<void> {
+    await this.exec(['migrate-setmaxdowntime', domain, String(Math.round(ms))], {}, domain);
+  }
+
   /** Starts an active block commit (overlay → its backing image); returns at once. */
   async blockCommitActive(domain: string, target: string, bandwidthMiB: number): Promise<void> {
     const args = ['blockcommit', domain, target, '--active'];

@@ -18,6 +18,12 @@ export interface BackupNodeDeps {
   defaultMethod: SnapshotMethod;
   /** [Backup] COPY_BANDWIDTH in MiB/s for big copies, 0 = unlimited. */
   copyRateMiB: number;
+  /**
+   * Target guest pause of a live snapshot ([Backup] LIVE_MAX_DOWNTIME_MS). QEMU's default (300 ms)
+   * lets it stop the guest with much RAM still to write; a low limit makes it copy more while the
+   * guest runs. Raised step by step if the RAM save does not converge (a guest dirtying RAM fast).
+   */
+  liveMaxDowntimeMs: number;
   /** How often long activities poll libvirt jobs (ms). */
   pollMs?: number;
 }

@@ -48,12 +48,32 @@ export function createSnapshot(deps: BackupNodeDeps) {
     await rm(stagingStateFile(p), { force: true });
   }
 
+  /**
+   * The live method, with QEMU's downtime limit lowered for the RAM save and raised again step by
+   * step if the save does not converge; the domain's own limit is put back afterwards.
+   */
   async function live(p: PreparedBackup): Promise<void> {
-    await virsh.snapshotCreateAs(p.plan.vm, `kvm-backup-${p.plan.ou}`, {
-      memoryFile: stagingStateFile(p),
-      live: true,
-      disks: p.plan.disks.map((d) => ({ target: d.target, overlay: d.overlay })),
-    });
+    const vm = p.plan.vm;
+    const previous = await virsh.maxDowntime(vm).catch(() => undefined);
+    const ladder = [deps.liveMaxDowntimeMs, 100, 300, 1_000, 5_000].filter((ms, i, all) => i === 0 || ms > all[0]!);
+    let step = 0;
+    const escalate = async () => {
+      if (step + 1 >= ladder.length) return;
+      step++;
+      await virsh.setMaxDowntime(vm, ladder[step]!).catch(() => undefined);
+    };
+    if (previous !== undefined) await virsh.setMaxDowntime(vm, ladder[0]!).catch(() => undefined);
+    const timer = setInterval(() => void escalate(), 10_000);
+    try {
+      await virsh.snapshotCreateAs(vm, `kvm-backup-${p.plan.ou}`, {
+        memoryFile: stagingStateFile(p),
+        live: true,
+        disks: p.plan.disks.map((d) => ({ target: d.target, overlay: d.overlay })),
+      });
+    } finally {
+      clearInterval(timer);
+      if (previous !== undefined) await virsh.setMaxDowntime(vm, previous).catch(() => undefined);
+    }
   }
 
   async function classic(p: PreparedBackup, alreadySaved: boolean): Promise<void> {

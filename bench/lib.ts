@@ -1,0 +1,31 @@
+/** Small helpers shared by the benchmarks: medians, timing, page-cache drops, markdown tables. */
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const t = process.hrtime.bigint();
+  const value = await fn();
+  return { ms: Number(process.hrtime.bigint() - t) / 1e6, value };
+}
+
+/** Cold caches for each copy run, so throughput is the disk's, not the page cache's. */
+export function dropCaches(): void {
+  writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
+export function machine(): string {
+  return `${cpus().length} vCPU ${cpus()[0]?.model.trim() ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${new Date().toISOString().slice(0, 10)}`;
+}
+
+export function table(header: string[], rows: Array<Array<string | number>>): string {
+  const line = (cells: Array<string | number>) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export const fmt = (n: number, digits = 0) => n.toFixed(digits);
