@@ -33,7 +33,14 @@ export const copyFile: CopyFn = async (r) => {
   const args = [COPIER, '--src', r.src, '--dst', r.dst, '--offset', String(r.resumeFrom ?? 0), '--rate', String(r.rateMiB ?? 0)];
   if (r.sha256) args.push('--hash');
   const [cmd, argv] = guarded(process.execPath, args, true);
-  const child = execa(cmd, argv, { cancelSignal: r.signal, forceKillAfterDelay: 2_000, reject: false, buffer: { stdout: false } });
+  const child = execa(cmd, argv, {
+    cancelSignal: r.signal,
+    forceKillAfterDelay: 2_000,
+    reject: false,
+    buffer: { stdout: false },
+    // one libuv thread per chunk in flight (the copier keeps 8)
+    env: { UV_THREADPOOL_SIZE: '8' },
+  });
   let result: CopyResult | undefined;
   let tail = '';
   child.stdout?.on('data', (chunk: Buffer) => {
