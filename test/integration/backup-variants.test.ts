@@ -94,3 +94,23 @@ test('RAM disk too small (1 MiB tmpfs for 64 MiB of RAM): warning, fallback, bac
   assert.deepEqual(readdirSync(small), [], 'nothing left on the RAM disk');
   assert.equal((await readLeaf(w, leaf.dn)).mode, 'finished');
 });
+
+test('the VM goes down while on its overlay: writes committed offline, defined on its image again', async () => {
+  const w = await world({ label: 'vm-down', backupIni: { COPY_BANDWIDTH: '16' } });
+  const data = new GuestData(w);
+  await data.write('bulk', 0x20, '8M', '24M');
+  await data.write('before', 0xa1, '0', '1M');
+  const leaf = await addLeaf(w);
+  const handle = await startBackup(w, { leafDn: leaf.dn });
+  await waitForPhase(handle, 'copy to retain');
+  await data.write('on-overlay', 0xb2, '1M', '1M');
+  await w.virsh.destroy(w.vm); // a guest power-off or crash in the middle of the backup
+  await handle.result();
+  const image = w.disks[0]!.path;
+  await data.assertImage(join(w.paths.backupRoot, 'vm-persistent', w.pool, w.vm, leaf.ou, `${w.vm}-vda.disk.qcow2.${leaf.ou}`), 'vda', ['bulk', 'before'], 'backup');
+  await data.assertImage(image, 'vda', ['bulk', 'before', 'on-overlay'], 'image after the offline commit');
+  assert.match(await w.virsh.dumpXml(w.vm, { inactive: true }), new RegExp(`<source file='${image}'/>`));
+  assert.equal((await w.virsh.state(w.vm)).state, 'shut off', 'a VM that went down is not started behind its back');
+  await w.virsh.start(w.vm);
+  assert.deepEqual((await w.virsh.blockDevices(w.vm)).map((d) => d.source), [image]);
+});

@@ -8,9 +8,10 @@
  * The same routine, with the recovery of a paused or saved VM in front, is the compensation every
  * failure after the snapshot runs: `ensureOnOwnImages`.
  */
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stagingStateFile, type BackupPlan, type PreparedBackup } from '../../../core/backup-plan.js';
+import { domainDisks, withOriginalDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
 import { exists } from '../files.js';
@@ -82,6 +83,27 @@ export function createMerge(deps: BackupNodeDeps) {
     }
   }
 
+  /**
+   * A snapshot points the persistent definition at the overlays too (a pivot points it back). A VM
+   * that went down on its overlays is defined on them: after the offline commit it must be defined
+   * on its own images again, or it would not start (or start on a stale overlay).
+   */
+  async function redefineOnImages(plan: BackupPlan): Promise<boolean> {
+    const xml = await virsh.dumpXml(plan.vm, { inactive: true });
+    const toImage = new Map(plan.disks.map((d) => [d.overlay, d.path]));
+    if (!domainDisks(xml).some((d) => toImage.has(d.source))) return false;
+    const file = `${plan.disks[0]!.overlay}.define.xml`;
+    try {
+      await writeFile(file, withOriginalDisks(xml, toImage), { mode: 0o600 });
+      await virsh.define(file);
+    } catch (e) {
+      throw failure(Code.CANNOT_DEFINE_MACHINE, `cannot define ${plan.vm} on its own images again: ${(e as Error).message}`);
+    } finally {
+      await rm(file, { force: true });
+    }
+    return true;
+  }
+
   async function removeOverlay(path: string): Promise<void> {
     try {
       await rm(path, { force: true });
@@ -116,6 +138,7 @@ export function createMerge(deps: BackupNodeDeps) {
         }
         await removeOverlay(disk.overlay);
       }
+      if (!active && (await virsh.exists(plan.vm)) && (await redefineOnImages(plan))) committed.push('definition');
     } finally {
       beat.stop();
     }
