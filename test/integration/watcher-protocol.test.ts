@@ -2,13 +2,12 @@
  * The stoney cloud protocol through the watcher, on the real slapd, Temporal and VM: every
  * transition of the original's §2.2 as fc-brokerd writes it (initialized → snapshot → merge →
  * retain → finished → delete → deleted → removed), the one-go `backup` request, the answer 18 for
- * an unknown mode, and restore requests routed to the restore workflow.
+ * an unknown mode.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { leafDn, leafTimestamp } from '../../core/naming.js';
 import { processedChanges } from '../../core/provisioning.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
@@ -102,27 +101,4 @@ test('an unknown mode is answered 18 and stamped; the mode is left as written', 
   const dn = await createLeaf(w, testOu(), 'frobnicate');
   const s = await waitForLeaf(w, dn, 'answer 18', processed, 10_000);
   assert.deepEqual(s, { mode: 'frobnicate', state: s!.state, rv: '18' });
-});
-
-test('restore requests are routed to the restore workflow, one ID per step', { timeout: 30_000 }, async () => {
-  const ou = testOu();
-  const dn = await createLeaf(w, ou, 'finished');
-  await request(w, dn, 'unretainSmallFiles');
-  const id = `restore/${w.vm}/${ou}/unretainSmallFiles`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      const d = await w.client.workflow.getHandle(id).describe();
-      assert.equal(d.type, 'restoreWorkflow');
-      break;
-    } catch (e) {
-      if (!(e instanceof WorkflowNotFoundError) || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  const handle = w.client.workflow.getHandle(id);
-  const history = await handle.fetchHistory();
-  const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
-  assert.deepEqual(JSON.parse(Buffer.from(input!).toString()), { leafDn: dn, steps: ['unretainSmallFiles'] });
-  await handle.terminate('test: only the routing is checked here').catch(() => undefined);
 });
