@@ -71,7 +71,7 @@ export interface BackupPlan {
  * Names of the disks in retain/backup: the image's basename as the original used it, except where two
  * disks of the VM share a basename (disks in different directories): then `<target>-<basename>`.
  */
-function diskNames(disks: LdapDisk[]): string[] {
+export function diskNames(disks: LdapDisk[]): string[] {
   const counts = new Map<string, number>();
   for (const d of disks) counts.set(basename(d.path), (counts.get(basename(d.path)) ?? 0) + 1);
   return disks.map((d) => (counts.get(basename(d.path))! > 1 ? `${d.target}-${basename(d.path)}` : basename(d.path)));

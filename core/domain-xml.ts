@@ -15,6 +15,8 @@ export interface DomainDisk {
   backingSource?: string;
   /** True if the disk has an empty `<backingStore/>` (no backing, or not probed). */
   emptyBackingStore: boolean;
+  /** The image format from `<driver type=…>`, when given. */
+  format?: string;
 }
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', apos: "'", quot: '"' };
@@ -47,6 +49,8 @@ export function domainDisks(xml: string): DomainDisk[] {
     const source = /<source\b[^>]*>/.exec(beforeBacking)?.[0];
     const backing = /<backingStore\b[^>]*>[\s\S]*?<source\b[^>]*>/.exec(block)?.[0];
     const backingSource = backing ? /<source\b[^>]*>$/.exec(backing)?.[0] : undefined;
+    const driver = /<driver\b[^>]*>/.exec(beforeBacking)?.[0];
+    const format = driver ? attr(driver, 'type') : undefined;
     const backingPath = backingSource ? attr(backingSource, 'file') ?? attr(backingSource, 'name') ?? attr(backingSource, 'dev') : undefined;
     disks.push({
       device: attr(open, 'device') ?? 'disk',
@@ -55,6 +59,7 @@ export function domainDisks(xml: string): DomainDisk[] {
       source: source ? attr(source, 'file') ?? attr(source, 'name') ?? attr(source, 'dev') ?? '' : '',
       ...(backingPath ? { backingSource: backingPath } : {}),
       emptyBackingStore: /<backingStore\s*\/>/.test(block),
+      ...(format ? { format } : {}),
     });
   }
   return disks;

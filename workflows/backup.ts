@@ -88,17 +88,18 @@ function nodeActivities(node: string, heartbeatTimeout: Duration, attempts?: num
 }
 
 export async function backupWorkflow(request: BackupRequest): Promise<BackupOutcome> {
+  // the progress query answers from the start, also while the backup waits for the VM lock
+  const progress: BackupProgress = { phase: 'waiting for the VM lock', times: {}, warnings: [] };
+  setHandler(backupProgressQuery, () => progress);
   const vm = lockableVmOf(request.leafDn);
-  return vm ? withVmLock(vm, 'backup', () => runBackup(request)) : runBackup(request);
+  return vm ? withVmLock(vm, 'backup', () => runBackup(request, progress)) : runBackup(request, progress);
 }
 
-async function runBackup(request: BackupRequest): Promise<BackupOutcome> {
+async function runBackup(request: BackupRequest, progress: BackupProgress): Promise<BackupOutcome> {
   const steps = BACKUP_STEPS.filter((s) => (request.steps ?? BACKUP_STEPS).includes(s));
   const leafDn = request.leafDn;
-  const times: Partial<Record<Phase, number>> = {};
-  const warnings: string[] = [];
-  const progress: BackupProgress = { phase: 'starting', times, warnings };
-  setHandler(backupProgressQuery, () => progress);
+  const { times, warnings } = progress;
+  progress.phase = 'starting';
   const enter = (phase: string) => {
     progress.phase = phase;
     upsertSearchAttributes([{ key: SA.phase, value: phase }]);

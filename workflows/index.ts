@@ -4,3 +4,4 @@ export { backupWorkflow, backupProgressQuery } from './backup.js';
 export { deleteWorkflow } from './delete.js';
 export { vmLockWorkflow } from './vm-lock.js';
 export { scheduledBackupWorkflow } from './scheduled-backup.js';
+export { restoreWorkflow, restoreProgressQuery, confirmRestoreSignal } from './restore.js';

@@ -7,6 +7,7 @@ import { copyFile } from './copy.js';
 import { Files } from './files.js';
 import { Images } from './images.js';
 import { createProbeActivities } from './probe.js';
+import { createRestoreActivities } from './restore/index.js';
 import { Virsh } from './virsh.js';
 
 export interface NodeDeps extends BackupNodeDeps {
@@ -18,6 +19,7 @@ export function createNodeActivities(deps: NodeDeps) {
   return {
     ...createProbeActivities(deps),
     ...createBackupActivities(deps),
+    ...createRestoreActivities(deps),
   };
 }
 

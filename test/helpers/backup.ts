@@ -5,8 +5,10 @@ import { value, values } from '../../core/ldap-entry.js';
 import { leafDn, leafTimestamp } from '../../core/naming.js';
 import { newLeafAttributes, parseExecutionTimes } from '../../core/provisioning.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
-import { backupProgressQuery, backupWorkflow } from '../../workflows/index.js';
+import { join } from 'node:path';
+import { backupProgressQuery, backupWorkflow, restoreWorkflow } from '../../workflows/index.js';
 import type { BackupRequest } from '../../workflows/backup.js';
+import type { RestoreRequest } from '../../workflows/restore.js';
 import type { World } from './world.js';
 
 let lastOu = '';
@@ -51,4 +53,24 @@ export async function readLeaf(world: World, dn: string) {
     times: parseExecutionTimes(values(e, 'sstProvisioningExecutionTime')),
     rawTimes: values(e, 'sstProvisioningExecutionTime'),
   };
+}
+
+/** One complete backup of the world's VM (one go); returns its leaf. */
+export async function backupNow(world: World, request: Partial<BackupRequest> = {}): Promise<{ dn: string; ou: string }> {
+  const leaf = await addLeaf(world);
+  await (await startBackup(world, { leafDn: leaf.dn, ...request })).result();
+  return leaf;
+}
+
+export async function startRestore(world: World, request: RestoreRequest): Promise<WorkflowHandle<typeof restoreWorkflow>> {
+  return world.client.workflow.start(restoreWorkflow, {
+    taskQueue: world.controlQueue,
+    workflowId: `test-restore/${world.vm}/${request.leafDn.slice(3, 19)}/${Math.random().toString(36).slice(2, 8)}`,
+    args: [{ heartbeatTimeout: '5 seconds', ...request }],
+  });
+}
+
+/** The iteration directory of a backup of the world's first disk layout. */
+export function backupDirOf(world: World, ou: string): string {
+  return join(world.paths.backupRoot, 'vm-persistent', world.pool, world.vm, ou);
 }

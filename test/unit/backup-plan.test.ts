@@ -72,10 +72,10 @@ const LIVE_XML = `<domain type='kvm'>
 
 test('domain XML: disks with their backing chain; original paths restored for the saved XML', () => {
   const disks = domainDisks(LIVE_XML);
-  assert.deepEqual(disks[0], { device: 'disk', type: 'file', target: 'vda', source: '/v/d.qcow2.overlay-X', backingSource: '/v/d.qcow2', emptyBackingStore: true });
+  assert.deepEqual(disks[0], { device: 'disk', type: 'file', target: 'vda', source: '/v/d.qcow2.overlay-X', backingSource: '/v/d.qcow2', emptyBackingStore: true, format: 'qcow2' });
   assert.equal(disks[1]!.source, '/iso/a&b.iso');
   const original = withOriginalDisks(LIVE_XML, new Map([['/v/d.qcow2.overlay-X', '/v/d.qcow2']]));
-  assert.deepEqual(domainDisks(original)[0], { device: 'disk', type: 'file', target: 'vda', source: '/v/d.qcow2', emptyBackingStore: false });
+  assert.deepEqual(domainDisks(original)[0], { device: 'disk', type: 'file', target: 'vda', source: '/v/d.qcow2', emptyBackingStore: false, format: 'qcow2' });
   assert.doesNotMatch(original, /backingStore|overlay/);
 });
 

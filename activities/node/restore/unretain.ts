@@ -1,0 +1,219 @@
+/**
+ * The first two restore steps (original §4 steps 2 and 5), both before anything on the live VM
+ * changes:
+ * - locate the iteration in the backup root (35 for a URI that is not file://, 37 if it is not there);
+ * - unretainSmallFiles: the domain XML and the LDIF to the retain directory;
+ * - unretainLargeFiles: the state file and the images too, then every check: completeness (37), the
+ *   manifest's sha256 of every file (38; a backup of the original daemon has none: said as a warning),
+ *   `qemu-img check` by its exit code (38), a readable state file (44) and XML (45).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { relative } from 'node:path';
+import { parseManifest } from '../backup/export.js';
+import type { BackupContext } from '../../../core/backup-plan.js';
+import { domainDisks } from '../../../core/domain-xml.js';
+import { Code } from '../../../core/exit-codes.js';
+import { failure } from '../../../core/failures.js';
+import { joinPath, NamingError, NOT_RUNNING_STATE_MARKER } from '../../../core/naming.js';
+import { expectedBackupDir, restoreImages, restorePlan, type RestoreImage, type RestorePlan } from '../../../core/restore-plan.js';
+import type { BackupNodeDeps } from '../backup/deps.js';
+import { exists } from '../files.js';
+import { startHeartbeat } from '../heartbeat.js';
+
+export interface UnretainedLarge {
+  images: RestoreImage[];
+  /** 'saved' = a libvirt save image; 'marker' = the VM was not running at backup time. */
+  stateKind: 'saved' | 'marker';
+  /** How the files were verified: against the manifest, or (old backups) only by completeness and qemu-img check. */
+  verified: 'sha256' | 'none';
+  warnings: string[];
+  bytes: number;
+  resumedBytes: number;
+}
+
+interface UnretainProgress {
+  phase: 'unretain';
+  hashes: Record<string, string>;
+  current?: { name: string; bytes: number; total: number };
+}
+
+/** Hashes of the files already unretained, beside them in the retain directory. */
+const UNRETAINED_NOTE = '.unretained.json';
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Finds `<vm>/<ou>` below the backup root when the directory layout moved (disks renamed since). */
+async function findIteration(root: string, vm: string, ou: string, depth = 6): Promise<string | undefined> {
+  const { readdir } = await import('node:fs/promises');
+  const walk = async (dir: string, left: number): Promise<string | undefined> => {
+    if (left < 0) return undefined;
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const path = joinPath(dir, e.name);
+      if (e.name === vm && (await exists(joinPath(path, ou)))) return joinPath(path, ou);
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const found = await walk(joinPath(dir, e.name), left - 1);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  return walk(root, depth);
+}
+
+export function createUnretain(deps: BackupNodeDeps) {
+  const { files, images, virsh } = deps;
+
+  return {
+    async locateBackup(ctx: BackupContext, withoutState?: boolean): Promise<RestorePlan> {
+      let dirs: ReturnType<typeof expectedBackupDir>;
+      try {
+        dirs = expectedBackupDir(ctx, deps.virtualizationRoot);
+      } catch (e) {
+        if (e instanceof NamingError) throw failure(e.code, e.message);
+        throw e;
+      }
+      if (!(await exists(dirs.backupDir))) {
+        const found = await findIteration(dirs.backupRoot, ctx.leaf.vm, ctx.leaf.ou);
+        if (!found) throw failure(Code.MISSING_NECESSARY_FILES, `no backup ${ctx.leaf.ou} of ${ctx.leaf.vm} below ${dirs.backupRoot}`);
+        dirs = { ...dirs, backupDir: found, retainDir: joinPath(dirs.retainRoot, relative(dirs.backupRoot, found)) };
+      }
+      return restorePlan(ctx, dirs, withoutState);
+    },
+
+    async unretainSmallFiles(plan: RestorePlan): Promise<{ warnings: string[] }> {
+      const warnings: string[] = [];
+      await files.makeDirectory(plan.retainDir, plan.directories);
+      for (const [name, required] of [[plan.files.xml, true], [plan.files.ldif, false]] as const) {
+        const src = `${plan.backupDir}/${name}`;
+        if (!(await exists(src))) {
+          if (required) throw failure(Code.MISSING_NECESSARY_FILES, `${src} is missing`);
+          warnings.push(`${src} is missing: the restore can go on, the directory entries cannot be compared`);
+          continue;
+        }
+        await deps.copy({ src, dst: `${plan.retainDir}/${name}` });
+        await files.setOwnership(`${plan.retainDir}/${name}`, plan.images, 'file');
+      }
+      return { warnings };
+    },
+
+    async unretainLargeFiles(plan: RestorePlan): Promise<UnretainedLarge> {
+      const warnings: string[] = [];
+      const at = (dir: string, name: string) => `${dir}/${name}`;
+      let xml: string;
+      try {
+        xml = await readFile(at(plan.retainDir, plan.files.xml), 'utf8');
+      } catch (e) {
+        throw failure(Code.CANNOT_READ_XML_FILE, `cannot read the backed-up domain XML (run unretainSmallFiles first?): ${(e as Error).message}`);
+      }
+      const disks = domainDisks(xml).filter((d) => d.device === 'disk');
+      if (!/<domain\b/.test(xml) || disks.length === 0 || disks.some((d) => d.type !== 'file' || !d.source.startsWith('/'))) {
+        throw failure(Code.CANNOT_READ_XML_FILE, `${plan.files.xml} is not a domain XML with file disks`);
+      }
+      const restoreSet = restoreImages(plan, disks.map((d) => ({ target: d.target, path: d.source })));
+
+      // copy the state file and the images (resumable, hashed while copied)
+      const large = [plan.files.state, ...restoreSet.map((i) => i.file)];
+      for (const name of large) {
+        if (!(await exists(at(plan.backupDir, name)))) throw failure(Code.MISSING_NECESSARY_FILES, `${at(plan.backupDir, name)} is missing`);
+      }
+      const beat = startHeartbeat<UnretainProgress>({ phase: 'unretain', hashes: {} });
+      // files an earlier call unretained (the vm-manager's restore step follows unretainLargeFiles)
+      const note = at(plan.retainDir, UNRETAINED_NOTE);
+      const noted = (await exists(note)) ? (JSON.parse(await readFile(note, 'utf8')) as Record<string, string>) : {};
+      const hashes: Record<string, string> = { ...noted, ...(beat.previous?.hashes ?? {}) };
+      let bytes = 0;
+      let resumedBytes = 0;
+      try {
+        for (const name of large) {
+          if (hashes[name] && (await exists(at(plan.retainDir, name)))) continue;
+          const resumeFrom = beat.previous?.current?.name === name ? beat.previous.current.bytes : 0;
+          resumedBytes += resumeFrom;
+          const r = await deps
+            .copy({
+              src: at(plan.backupDir, name),
+              dst: at(plan.retainDir, name),
+              resumeFrom,
+              sha256: true,
+              rateMiB: deps.copyRateMiB,
+              signal: beat.signal,
+              onProgress: (b, total) => beat.set({ phase: 'unretain', hashes, current: { name, bytes: b, total } }),
+            })
+            .catch((e) => {
+              if (beat.signal.aborted) throw e;
+              throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `unretain ${name}: ${(e as Error).message}`);
+            });
+          hashes[name] = r.sha256!;
+          bytes += r.bytes;
+          beat.set({ phase: 'unretain', hashes });
+        }
+      } finally {
+        beat.stop();
+      }
+      await writeFile(note, JSON.stringify(hashes));
+
+      // completeness, as the original checked it (every file there, not empty)
+      for (const name of [plan.files.xml, ...large]) {
+        const s = await stat(at(plan.retainDir, name)).catch(() => undefined);
+        if (!s || s.size === 0) throw failure(Code.MISSING_NECESSARY_FILES, `${name} is missing or empty in ${plan.retainDir}`);
+      }
+
+      // checksums
+      let verified: UnretainedLarge['verified'] = 'none';
+      const manifestPath = at(plan.backupDir, plan.files.manifest);
+      if (await exists(manifestPath)) {
+        const listed = parseManifest(await readFile(manifestPath, 'utf8'));
+        for (const name of [plan.files.xml, plan.files.ldif]) {
+          if (await exists(at(plan.retainDir, name))) hashes[name] = await sha256Of(at(plan.retainDir, name));
+        }
+        for (const [name, expected] of listed) {
+          const actual = hashes[name];
+          if (actual === undefined) {
+            if (name === plan.files.ldif) continue; // optional
+            throw failure(Code.MISSING_NECESSARY_FILES, `${name} is in the manifest but was not restored`);
+          }
+          if (actual !== expected) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${name} does not match its sha256 in the manifest (backup damaged)`);
+        }
+        for (const name of large) if (!listed.has(name)) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${name} is not in the manifest`);
+        verified = 'sha256';
+      } else {
+        warnings.push(`${plan.backupDir} has no manifest (a backup of the original daemon?): checksums not verified, only completeness, qemu-img check and the state file`);
+      }
+
+      // the images themselves
+      for (const image of restoreSet) {
+        const disk = disks.find((d) => d.target === image.target);
+        const format = disk?.format ?? plan.imageFormat;
+        if (format !== 'qcow2') {
+          warnings.push(`${image.file} is ${format}: qemu-img check skipped (only qcow2 is checked)`);
+          continue;
+        }
+        const check = await images.check(at(plan.retainDir, image.file), 'qcow2');
+        if (check.exitCode === 3) warnings.push(`${image.file}: ${check.summary} (harmless)`);
+        else if (check.exitCode !== 0) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${image.file} (${disk?.target}): qemu-img check: ${check.summary}`);
+      }
+
+      // the state file: the original's marker, or a save image libvirt can read
+      const statePath = at(plan.retainDir, plan.files.state);
+      const head = (await readFile(statePath)).subarray(0, 64).toString('utf8');
+      let stateKind: UnretainedLarge['stateKind'] = 'saved';
+      if (head.startsWith(NOT_RUNNING_STATE_MARKER)) stateKind = 'marker';
+      else {
+        try {
+          await virsh.saveImageXml(statePath);
+        } catch (e) {
+          throw failure(Code.CANNOT_READ_STATE_FILE, `libvirt cannot read the state file ${plan.files.state}: ${(e as Error).message}`);
+        }
+      }
+      return { images: restoreSet, stateKind, verified, warnings, bytes, resumedBytes };
+    },
+  };
+}
