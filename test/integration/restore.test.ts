@@ -20,6 +20,7 @@ import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { confirmRestoreSignal, restoreProgressQuery } from '../../workflows/index.js';
 import { backupDirOf, backupNow, readLeaf, startRestore } from '../helpers/backup.js';
 import { GuestData } from '../helpers/guest-data.js';
+import { startNodeWorkerProcess } from '../helpers/node-process.js';
 import { createWorld, type World } from '../helpers/world.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -204,3 +205,34 @@ test('a backup in the original daemon layout (no manifest) restores, with what c
   assert.deepEqual(await w.virsh.state(w.vm), { state: 'running', reason: 'booted' });
 });
 
+
+test('kill -9 of the node worker during the large-file copy: the restore completes after the restart', async () => {
+  const w = await createWorld({ label: 'rs-crash', backupIni: { COPY_BANDWIDTH: '12' } });
+  const control = await w.startWorkers({ node: false });
+  let worker = await startNodeWorkerProcess(w);
+  cleanups.push(async () => {
+    await worker.stop();
+    await control.shutdown();
+    await w.close();
+  });
+  const data = new GuestData(w);
+  await data.write('bulk', 0x20, '8M', '24M');
+  await data.write('bulk2', 0x21, '32M', '24M');
+  await data.write('backed-up', 0xa1, '0', '1M');
+  const leaf = await backupNow(w);
+  await data.write('later', 0xb2, '4M', '1M');
+
+  const handle = await startRestore(w, { leafDn: leaf.dn, confirmed: true, heartbeatTimeout: '3 seconds' });
+  for (let i = 0; (await handle.query(restoreProgressQuery)).phase !== 'unretain large files'; i++) {
+    assert.ok(i < 1200, 'never reached the large files');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 3_000)); // past the first progress heartbeat
+  await worker.kill9();
+  assert.equal((await w.virsh.state(w.vm)).state, 'running', 'the VM is untouched while files are unretained');
+  worker = await startNodeWorkerProcess(w);
+  const outcome = await handle.result();
+  assert.ok(outcome.resumedBytes > 0, `the copy resumed (${outcome.resumedBytes} bytes not copied again)`);
+  assert.deepEqual(await w.virsh.state(w.vm), { state: 'running', reason: 'restored' });
+  await data.assertImage(w.disks[0]!.path, 'vda', ['bulk', 'bulk2', 'backed-up'], 'restored image');
+});
