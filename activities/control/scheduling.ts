@@ -39,7 +39,7 @@ export function createSchedulingActivities(deps: ControlDeps) {
   }
 
   /** Why `vm` is not backed up now, or undefined when it is. */
-  async function reasonToSkip(vm: string, nodes: string[], ou: string): Promise<string | { iterations: number }> {
+  async function reasonToSkip(vm: string, nodes: string[], ou: string): Promise<string | { iterations: number; exists: boolean }> {
     try {
       assertVmName(vm);
     } catch (e) {
@@ -59,8 +59,10 @@ export function createSchedulingActivities(deps: ControlDeps) {
     if (config.excludeFromBackup) return 'sstBackupExcludeFromBackup is TRUE';
     const lock = await readVmLockState(Context.current().client, vm);
     if (vmBusy(lock)) return `the previous ${lock!.holder?.operation ?? 'operation'} of this VM is still running (${lock!.holder?.workflowId ?? 'waiting'})`;
-    if (await directory.get(leafDn(serviceSubtree, vm, ou), ['1.1'])) return `a leaf for ${ou} exists already`;
-    return { iterations: config.iterations };
+    const existing = await directory.get(leafDn(serviceSubtree, vm, ou), ['sstProvisioningMode']);
+    // our own leaf from an earlier attempt of this activity is taken up again; anybody else's is not ours
+    if (existing && value(existing, 'sstProvisioningMode') !== SCHEDULED_LEAF_MODE) return `a leaf for ${ou} exists already`;
+    return { iterations: config.iterations, exists: !!existing };
   }
 
   return {
@@ -78,7 +80,7 @@ export function createSchedulingActivities(deps: ControlDeps) {
           await directory.add(container, { objectClass: ['top', 'organizationalUnit'], ou: 'backup' });
         }
         const dn = leafDn(serviceSubtree, vm, input.ou);
-        await directory.add(dn, newLeafAttributes(input.ou, SCHEDULED_LEAF_MODE));
+        if (!verdict.exists) await directory.add(dn, newLeafAttributes(input.ou, SCHEDULED_LEAF_MODE));
         run.ready.push({ vm, leafDn: dn, iterations: verdict.iterations });
       }
       return run;

@@ -2,9 +2,9 @@
  * Carries out what a changed leaf asks for: the node check against the VM's sstNode, then a
  * workflow started under the leaf's ID (a duplicate of a running request attaches to it), or an
  * answer written on the leaf (18 for a mode nobody knows, 39 for a name that could escape the backup
- * directory, 23 for a VM without a node). Problems that pass (LDAP or Temporal unreachable) are
- * thrown as `Transient`, so the feed retries the entry later and never loses it; anything else is
- * logged and answered, and the watcher carries on.
+ * directory, 23 for a VM without a node). Problems of the site rather than the leaf (LDAP or
+ * Temporal unreachable, Temporal refusing the start) are thrown as `Transient`: the feed retries
+ * the entry with backoff and never loses it.
  */
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import type { Directory } from '../../activities/control/directory.js';
@@ -49,7 +49,7 @@ export interface DispatcherDeps {
   now?: () => Date;
 }
 
-/** gRPC codes that pass: DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAVAILABLE, UNKNOWN. */
+/** gRPC codes of trouble that passes by itself: DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAVAILABLE, UNKNOWN. */
 const PASSING_GRPC = new Set([2, 4, 8, 10, 13, 14]);
 
 function grpcCode(e: unknown): number | undefined {
@@ -151,10 +151,11 @@ export class RequestDispatcher {
       return { kind: 'started', workflowId, runId: handle.firstExecutionRunId };
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError) return this.alreadyDone(leaf, dispatch, workflowId);
+      // Temporal away, or the site misconfigured (namespace, search attributes not registered yet):
+      // never the leaf's fault, so the request is kept and retried, not answered with an error
       const code = grpcCode(e);
-      if (code === undefined || PASSING_GRPC.has(code)) throw new Transient(`cannot start ${workflowId}: ${errorText(e)}`, { cause: e });
-      log.error(`Temporal refused ${workflowId}: answered ${Code.UNDEFINED_ERROR}`, { dn: leaf.dn, error: errorText(e) });
-      return this.answer(leaf, Code.UNDEFINED_ERROR, errorText(e));
+      const why = code === undefined || PASSING_GRPC.has(code) ? 'Temporal unreachable' : `Temporal refused it (gRPC ${code})`;
+      throw new Transient(`cannot start ${workflowId}: ${why}: ${errorText(e)}`, { cause: e });
     }
   }
 

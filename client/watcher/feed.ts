@@ -94,7 +94,7 @@ export class DirectoryFeed {
         backoffMs = 0;
       } catch (e) {
         if (!(e instanceof SessionLost || e instanceof Transient)) throw e;
-        if (outageSince === undefined) log.warn('directory or Temporal unreachable; retrying with backoff', { error: errorText(e) });
+        if (outageSince === undefined) log.warn('directory or Temporal unreachable, or refusing; retrying with backoff', { error: errorText(e) });
         outageSince ??= Date.now();
         backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(250, backoffMs * 2));
         await this.sleep(backoffMs);

@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { Directory } from '../../activities/control/directory.js';
 import type { GlobalConfig } from '../../core/global-config.js';
 import { CONTROL_TASK_QUEUE } from '../../core/naming.js';
-import { connectClient } from '../../workers/temporal.js';
+import { connectClient, ensureSearchAttributes } from '../../workers/temporal.js';
 import { startScheduler, type RunningScheduler, type SchedulerOptions } from '../scheduler/index.js';
 import { CookieStore } from './cookie-store.js';
 import { RequestDispatcher } from './dispatcher.js';
@@ -50,6 +50,10 @@ export async function startWatcher(config: GlobalConfig, options: WatcherOptions
   const taskQueue = options.taskQueue ?? CONTROL_TASK_QUEUE;
   const ownClient = !options.temporal;
   const temporal = options.temporal ?? (await connectClient(config.temporal));
+  // the workflows it starts carry search attributes; a namespace without them refuses the start
+  await ensureSearchAttributes(temporal, config.temporal.namespace).catch((e) =>
+    log.warn('could not register the search attributes (the workers do it too)', { error: errorText(e) }),
+  );
   const session = new LdapSession({ url: db.url, bindDn: db.bindDn, password: db.password });
   const directory = new Directory({ url: db.url, bindDn: db.bindDn, password: db.password });
 
