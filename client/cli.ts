@@ -11,6 +11,10 @@ import { startWatcher } from './watcher/index.js';
 import { watcherOptionsFromIni } from './watcher/ini-options.js';
 import { consoleLog } from './watcher/log.js';
 import { startWorkers } from '../workers/run-workers.js';
+import { WorkflowFailedError } from '@temporalio/client';
+import { codeOf, messageOf } from '../core/failures.js';
+import { CliContext, CliError } from './cli-context.js';
+import { restoreCommand } from './commands/restore.js';
 
 interface Command {
   summary: string;
@@ -53,6 +57,23 @@ const commands: Record<string, Command> = {
       return 0;
     },
   },
+  restore: {
+    summary: 'restore a VM from its latest (or a chosen) backup, in one go, following its progress',
+    usage: 'kvm-backup restore <vm> [--backup YYYYMMDDTHHMMSSZ] [--without-state] [--yes] [--config FILE] [--json]',
+    options: {
+      config: { type: 'string' },
+      backup: { type: 'string' },
+      'without-state': { type: 'boolean', default: false },
+      yes: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    async run(v, args) {
+      const vm = onePositional(args, '<vm>');
+      return withContext(v, (ctx) =>
+        restoreCommand(ctx, vm, { ...(v['backup'] ? { backup: v['backup'] as string } : {}), withoutState: !!v['without-state'], yes: !!v['yes'] }),
+      );
+    },
+  },
   watch: {
     summary: 'run the LDAP watcher and the backup scheduler of this site until SIGINT/SIGTERM',
     usage: 'kvm-backup watch [--config FILE] [--no-scheduler] [--verbose]',
@@ -78,6 +99,27 @@ const commands: Record<string, Command> = {
     },
   },
 };
+
+function onePositional(args: string[], name: string): string {
+  if (args.length !== 1) throw new CliError(2, `expected exactly one ${name} argument, got ${args.length}`);
+  return args[0]!;
+}
+
+/** Runs a command with its context, and turns its failures into one line and an exit code. */
+async function withContext(v: Record<string, unknown>, fn: (ctx: CliContext) => Promise<number>): Promise<number> {
+  const ctx = new CliContext(v['config'] as string | undefined, !!v['json']);
+  try {
+    return await fn(ctx);
+  } catch (e) {
+    if (e instanceof WorkflowFailedError) {
+      console.error(`kvm-backup: ${messageOf(e)}`);
+      return codeOf(e);
+    }
+    throw e;
+  } finally {
+    await ctx.close();
+  }
+}
 
 function help(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
@@ -112,7 +154,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || e instanceof CliError) {
       console.error(`kvm-backup: ${e.message}`);
       process.exit(e.code);
     }

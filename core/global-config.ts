@@ -10,6 +10,7 @@
  */
 import { Code } from './exit-codes.js';
 import { parseIni, type IniSections } from './ini.js';
+import { CONTROL_TASK_QUEUE } from './naming.js';
 import { Secret } from './secret.js';
 
 export class ConfigError extends Error {
@@ -57,7 +58,8 @@ export interface GlobalConfig {
     /** Target guest pause of a live snapshot in ms ([Backup] LIVE_MAX_DOWNTIME_MS, default 20). */
     liveMaxDowntimeMs: number;
   };
-  temporal: { address: string; namespace: string };
+  /** [Temporal] ADDRESS, NAMESPACE and CONTROL_TASK_QUEUE (sites sharing one namespace use their own queue). */
+  temporal: { address: string; namespace: string; controlTaskQueue: string };
 }
 
 export const ENV_PASSWORD = 'KVM_BACKUP_LDAP_PASSWORD';
@@ -201,6 +203,7 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
     temporal: {
       address: sources.env['TEMPORAL_ADDRESS'] || t['ADDRESS'] || '127.0.0.1:7233',
       namespace: sources.env['TEMPORAL_NAMESPACE'] || t['NAMESPACE'] || 'default',
+      controlTaskQueue: t['CONTROL_TASK_QUEUE'] || CONTROL_TASK_QUEUE,
     },
   };
 }

@@ -57,7 +57,7 @@ export async function startWorkers(
       await createControlWorker({
         connection,
         namespace: target.namespace,
-        ...(options.controlQueue ? { taskQueue: options.controlQueue } : {}),
+        taskQueue: options.controlQueue ?? config.temporal.controlTaskQueue,
         deps: {
           directory: new Directory({ url: db.url, bindDn: db.bindDn, password: db.password }),
           serviceSubtree: db.serviceSubtree,

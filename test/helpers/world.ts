@@ -118,6 +118,8 @@ export async function createWorld(o: WorldOptions): Promise<World> {
       '[Backup]',
       `VIRTUALIZATION_ROOT = ${paths.virtualizationRoot}`,
       ...Object.entries(o.backupIni ?? {}).map(([k, v]) => `${k} = ${v}`),
+      '[Temporal]',
+      `CONTROL_TASK_QUEUE = ${node}.control`,
       '',
     ].join('\n'),
   );

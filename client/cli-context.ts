@@ -1,0 +1,53 @@
+/**
+ * What a CLI command needs, made on first use: the global configuration, the directory, a Temporal
+ * client. `close()` releases what was opened, so the command's process can end.
+ */
+import type { Client } from '@temporalio/client';
+import { Directory } from '../activities/control/directory.js';
+import type { GlobalConfig } from '../core/global-config.js';
+import { connectClient } from '../workers/temporal.js';
+import { loadGlobalConfig } from './config-file.js';
+
+/** A failure the CLI reports as one line and an exit code (from the product's table where one fits). */
+export class CliError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export class CliContext {
+  #config?: GlobalConfig;
+  #directory?: Directory;
+  #client?: Client;
+
+  constructor(
+    readonly configFile?: string,
+    readonly json = false,
+  ) {}
+
+  get config(): GlobalConfig {
+    return (this.#config ??= loadGlobalConfig(this.configFile));
+  }
+
+  get directory(): Directory {
+    const db = this.config.database;
+    return (this.#directory ??= new Directory({ url: db.url, bindDn: db.bindDn, password: db.password }));
+  }
+
+  async temporal(): Promise<Client> {
+    return (this.#client ??= await connectClient(this.config.temporal));
+  }
+
+  /** Prints a result: JSON with --json, else the human text. */
+  print(human: string, data: unknown): void {
+    console.log(this.json ? JSON.stringify(data, null, 2) : human);
+  }
+
+  async close(): Promise<void> {
+    await this.#client?.connection.close();
+  }
+}
