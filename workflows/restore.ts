@@ -52,6 +52,8 @@ export interface RestoreOutcome {
   warnings: string[];
   bytes: number;
   resumedBytes: number;
+  /** Time the large files took to copy from the backup root (for throughput). */
+  copyMs: number;
 }
 
 export interface RestoreProgress {
@@ -137,7 +139,7 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
   } catch (e) {
     return fail(e);
   }
-  const outcome: RestoreOutcome = { leafDn, vm: plan.vm, ou: plan.ou, steps, cancelled: false, warnings: progress.warnings, bytes: 0, resumedBytes: 0 };
+  const outcome: RestoreOutcome = { leafDn, vm: plan.vm, ou: plan.ou, steps, cancelled: false, warnings: progress.warnings, bytes: 0, resumedBytes: 0, copyMs: 0 };
   const answer = async (step: RestoreStep, last: boolean) => {
     const done = step === 'cleanup' ? FINISHED : STEP_MODES[step][1];
     await directory.updateLeaf(leafDn, { ...endedChanges(done, 0), ...(last && !oneGo ? processedChanges(new Date()) : {}) });
@@ -158,6 +160,7 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
         outcome.verified = large.verified;
         outcome.bytes += large.bytes;
         outcome.resumedBytes += large.resumedBytes;
+        outcome.copyMs += large.copyMs;
       } else if (step === 'restore') {
         // step by step, the checks ran in the previous step; they are cheap to repeat and find the files in place
         large ??= await node.long.unretainLargeFiles(plan);

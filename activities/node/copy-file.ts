@@ -4,7 +4,7 @@
  *
  * - Sparse-aware: all-zero chunks are not written (they stay holes); the size is set at the end.
  * - Fast: several reads in flight (positional, through libuv's thread pool), writes one after the other
- *   in file order, and the sha256 computed on a second thread beside them.
+ *   in file order, and the sha256 computed on this thread while the pool threads move the data.
  * - Resumable: `--offset N` continues a copy whose first N bytes are already in place (their hash is
  *   rebuilt from the destination).
  * - Reports progress as JSON lines: `{"bytes":…,"total":…}`, then `{"done":true,…,"sha256":…}`.
@@ -14,10 +14,10 @@
  * Defaults (2 MiB chunks, 8 in flight, 8 libuv threads set by copy.ts) were the fastest and steadiest
  * on our machines (bench/export-throughput.ts); 8 MiB chunks made the kernel's share of the work erratic.
  */
+import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Worker } from 'node:worker_threads';
 
 const { values } = parseArgs({
   options: {
@@ -32,51 +32,6 @@ const { values } = parseArgs({
 });
 
 const emit = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
-
-/** sha256 on its own thread, fed chunks (views of shared memory) strictly in file order. */
-const HASHER = `
-const { parentPort } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const hash = createHash('sha256');
-parentPort.on('message', (m) => {
-  if (m.end) { parentPort.postMessage({ digest: hash.digest('hex') }); return; }
-  hash.update(new Uint8Array(m.sab, m.offset, m.length));
-  parentPort.postMessage({ slot: m.slot });
-});
-`;
-
-class Hasher {
-  private readonly worker = new Worker(HASHER, { eval: true });
-  private readonly waiting = new Map<number, () => void>();
-  private digest?: (hex: string) => void;
-
-  constructor() {
-    this.worker.on('message', (m: { slot?: number; digest?: string }) => {
-      if (m.digest !== undefined) this.digest?.(m.digest);
-      else if (m.slot !== undefined) {
-        this.waiting.get(m.slot)?.();
-        this.waiting.delete(m.slot);
-      }
-    });
-  }
-
-  /** Resolves when the chunk has been hashed (its buffer may then be reused). */
-  update(slot: number, sab: SharedArrayBuffer, offset: number, length: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.waiting.set(slot, resolve);
-      this.worker.postMessage({ slot, sab, offset, length });
-    });
-  }
-
-  async finish(): Promise<string> {
-    const hex = await new Promise<string>((resolve) => {
-      this.digest = resolve;
-      this.worker.postMessage({ end: true });
-    });
-    await this.worker.terminate();
-    return hex;
-  }
-}
 
 async function main(): Promise<void> {
   const src = values.src;
@@ -94,19 +49,18 @@ async function main(): Promise<void> {
   if (!(offset > 0 && offset <= total && dstSize >= offset)) offset = 0;
   const input = await open(src, 'r');
   const output = await open(dst, offset > 0 ? 'r+' : 'w', 0o600);
-  const hasher = values.hash ? new Hasher() : undefined;
+  const hash = values.hash ? createHash('sha256') : undefined;
 
-  // one shared region, `depth` slots: a slot is free again once written and hashed
-  const sab = new SharedArrayBuffer(chunk * depth);
-  const slots = Array.from({ length: depth }, (_, i) => Buffer.from(sab, i * chunk, chunk));
+  // `depth` buffers: one is free again once its chunk is written and hashed
+  const slots = Array.from({ length: depth }, () => Buffer.alloc(chunk));
   const zero = Buffer.alloc(chunk);
 
-  if (hasher && offset > 0) {
+  if (hash && offset > 0) {
     // rebuild the hash of what an earlier attempt already copied
     for (let pos = 0; pos < offset; pos += chunk) {
       const { bytesRead } = await output.read(slots[0]!, 0, Math.min(chunk, offset - pos), pos);
       if (bytesRead === 0) throw new Error(`destination ends at ${pos}, before the resume offset ${offset}`);
-      await hasher.update(0, sab, 0, bytesRead);
+      hash.update(slots[0]!.subarray(0, bytesRead));
     }
   }
 
@@ -137,11 +91,11 @@ async function main(): Promise<void> {
     const length = Math.min(chunk, total - at);
     next += length;
     const data = slots[i]!.subarray(0, length);
-    const slot = i;
     const read = input.read(data, 0, length, at).then(({ bytesRead }) => {
       if (bytesRead !== length) throw new Error(`${src} shrank while being copied (at ${at} of ${total})`);
     });
-    const hashed = hasher ? (hashChain = hashChain.then(() => read).then(() => hasher.update(slot, sab, slot * chunk, length))) : read;
+    // the hash must see the chunks in file order; it runs on this thread while the pool threads copy
+    const hashed = hash ? (hashChain = hashChain.then(() => read).then(() => void hash.update(data))) : read;
     const write = (writeChain = writeChain.then(() => read).then(async () => {
       if (length === chunk ? data.equals(zero) : data.equals(zero.subarray(0, length))) skipped += length;
       else {
@@ -163,7 +117,7 @@ async function main(): Promise<void> {
   await output.datasync();
   await Promise.all([input.close(), output.close()]);
   clearInterval(timer);
-  const sha256 = hasher ? await hasher.finish() : null;
+  const sha256 = hash?.digest('hex') ?? null;
   emit({ done: true, bytes: total, total, written, skipped, sha256 });
 }
 

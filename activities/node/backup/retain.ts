@@ -12,12 +12,11 @@ import { failure } from '../../../core/failures.js';
 import { NOT_RUNNING_STATE_MARKER } from '../../../core/naming.js';
 import { exists } from '../files.js';
 import { startHeartbeat } from '../heartbeat.js';
+import { readHashes, sha256OfFile, sha256OfText, writeHashes } from './hashes.js';
 import type { BackupNodeDeps } from './deps.js';
 
 export interface CopyProgress {
   phase: string;
-  /** Files finished (by name in the target directory). */
-  done: string[];
   current?: { name: string; bytes: number; total: number };
   bytes: number;
 }
@@ -31,26 +30,28 @@ export function createCopyToRetain(deps: BackupNodeDeps) {
     return withOriginalDisks(xml, new Map(p.plan.disks.map((d) => [d.overlay, d.path])));
   }
 
-  async function moveStateFile(p: PreparedBackup, target: string): Promise<void> {
+  /** The state file to retain (from the RAM disk), or the original's marker for a VM that was not running; its sha256. */
+  async function retainStateFile(p: PreparedBackup, target: string, known: string | undefined): Promise<string> {
     const { plan } = p;
     if (!p.running) {
       await files.writeSmallFile(target, NOT_RUNNING_STATE_MARKER, plan.images, Code.CANNOT_COPY_STATE_FILE_TO_RETAIN);
-      return;
+      return sha256OfText(NOT_RUNNING_STATE_MARKER);
     }
     const staged = stagingStateFile(p);
-    if (staged !== target) {
-      if (await exists(staged)) {
-        try {
-          await deps.copy({ src: staged, dst: target });
-          await rm(staged);
-        } catch (e) {
-          throw failure(Code.CANNOT_COPY_STATE_FILE_TO_RETAIN, `${staged} → ${target}: ${(e as Error).message}`);
-        }
-      } else if (!(await exists(target))) {
-        throw failure(Code.CANNOT_COPY_STATE_FILE_TO_RETAIN, `the state file ${staged} is gone`);
+    let hash = known;
+    if (staged !== target && (await exists(staged))) {
+      try {
+        hash = (await deps.copy({ src: staged, dst: target, sha256: true })).sha256!;
+        await rm(staged);
+      } catch (e) {
+        throw failure(Code.CANNOT_COPY_STATE_FILE_TO_RETAIN, `${staged} → ${target}: ${(e as Error).message}`);
       }
+    } else if (!(await exists(target))) {
+      throw failure(Code.CANNOT_COPY_STATE_FILE_TO_RETAIN, `the state file ${staged} is gone`);
     }
+    hash ??= await sha256OfFile(target); // libvirt wrote it into the retain directory itself
     await files.setOwnership(target, plan.images, 'file');
+    return hash;
   }
 
   return {
@@ -59,16 +60,25 @@ export function createCopyToRetain(deps: BackupNodeDeps) {
       const started = Date.now();
       await files.makeDirectory(plan.retainDir, plan.directories);
       const at = (name: string) => `${plan.retainDir}/${name}`;
-      await moveStateFile(p, at(plan.files.state));
-      await files.writeSmallFile(at(plan.files.xml), await domainXml(p), plan.images, Code.CANNOT_SAVE_XML);
+      const hashes = await readHashes(plan.retainDir);
+      const record = async (name: string, hash: string) => {
+        hashes[name] = hash;
+        await writeHashes(plan.retainDir, hashes);
+      };
+      await record(plan.files.state, await retainStateFile(p, at(plan.files.state), hashes[plan.files.state]));
+      const xml = await domainXml(p);
+      await files.writeSmallFile(at(plan.files.xml), xml, plan.images, Code.CANNOT_SAVE_XML);
+      await record(plan.files.xml, sha256OfText(xml));
       await files.writeSmallFile(at(plan.files.ldif), ldif, plan.images, Code.CANNOT_SAVE_BACKEND_ENTRY);
+      await record(plan.files.ldif, sha256OfText(ldif));
 
-      const beat = startHeartbeat<CopyProgress>({ phase: 'retain', done: [], bytes: 0 });
-      const progress: CopyProgress = { phase: 'retain', done: [...(beat.previous?.done ?? [])], bytes: beat.previous?.bytes ?? 0 };
+      // the frozen images, hashed while they are read: the one full read of each backup
+      const beat = startHeartbeat<CopyProgress>({ phase: 'retain', bytes: 0 });
+      const progress: CopyProgress = { phase: 'retain', bytes: beat.previous?.bytes ?? 0 };
       let resumedBytes = 0;
       try {
         for (const d of plan.disks) {
-          if (progress.done.includes(d.name) && (await exists(at(d.name)))) continue;
+          if (hashes[d.name] && (await exists(at(d.name)))) continue;
           const resumeFrom = beat.previous?.current?.name === d.name ? beat.previous.current.bytes : 0;
           resumedBytes += resumeFrom;
           try {
@@ -76,17 +86,19 @@ export function createCopyToRetain(deps: BackupNodeDeps) {
               src: d.path,
               dst: at(d.name),
               resumeFrom,
+              sha256: true,
               rateMiB: deps.copyRateMiB,
               signal: beat.signal,
               onProgress: (bytes, total) => beat.set({ ...progress, current: { name: d.name, bytes, total } }),
             });
             progress.bytes += r.bytes;
+            await files.setOwnership(at(d.name), plan.images, 'file');
+            await record(d.name, r.sha256!);
           } catch (e) {
             if (beat.signal.aborted) throw e;
+            if ((e as { type?: string }).type) throw e;
             throw failure(Code.CANNOT_COPY_IMAGE_TO_BACKUP_LOCATION, `copy of ${d.path} to retain: ${(e as Error).message}`);
           }
-          await files.setOwnership(at(d.name), plan.images, 'file');
-          progress.done.push(d.name);
           beat.set({ ...progress });
         }
       } finally {

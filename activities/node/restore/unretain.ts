@@ -7,11 +7,10 @@
  *   manifest's sha256 of every file (38; a backup of the original daemon has none: said as a warning),
  *   `qemu-img check` by its exit code (38), a readable state file (44) and XML (45).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { parseManifest } from '../backup/export.js';
+import { readHashes, sha256OfFile, writeHashes } from '../backup/hashes.js';
 import type { BackupContext } from '../../../core/backup-plan.js';
 import { domainDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
@@ -31,6 +30,8 @@ export interface UnretainedLarge {
   warnings: string[];
   bytes: number;
   resumedBytes: number;
+  /** Time spent copying the large files. */
+  copyMs: number;
 }
 
 interface UnretainProgress {
@@ -42,11 +43,6 @@ interface UnretainProgress {
 /** Hashes of the files already unretained, beside them in the retain directory. */
 const UNRETAINED_NOTE = '.unretained.json';
 
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
 
 /** Finds `<vm>/<ou>` below the backup root when the directory layout moved (disks renamed since). */
 async function findIteration(root: string, vm: string, ou: string, depth = 6): Promise<string | undefined> {
@@ -127,11 +123,11 @@ export function createUnretain(deps: BackupNodeDeps) {
       }
       const beat = startHeartbeat<UnretainProgress>({ phase: 'unretain', hashes: {} });
       // files an earlier call unretained (the vm-manager's restore step follows unretainLargeFiles)
-      const note = at(plan.retainDir, UNRETAINED_NOTE);
-      const noted = (await exists(note)) ? (JSON.parse(await readFile(note, 'utf8')) as Record<string, string>) : {};
+      const noted = await readHashes(plan.retainDir, UNRETAINED_NOTE);
       const hashes: Record<string, string> = { ...noted, ...(beat.previous?.hashes ?? {}) };
       let bytes = 0;
       let resumedBytes = 0;
+      const copyStarted = Date.now();
       try {
         for (const name of large) {
           if (hashes[name] && (await exists(at(plan.retainDir, name)))) continue;
@@ -158,7 +154,8 @@ export function createUnretain(deps: BackupNodeDeps) {
       } finally {
         beat.stop();
       }
-      await writeFile(note, JSON.stringify(hashes));
+      await writeHashes(plan.retainDir, hashes, UNRETAINED_NOTE);
+      const copyMs = Date.now() - copyStarted;
 
       // completeness, as the original checked it (every file there, not empty)
       for (const name of [plan.files.xml, ...large]) {
@@ -172,7 +169,7 @@ export function createUnretain(deps: BackupNodeDeps) {
       if (await exists(manifestPath)) {
         const listed = parseManifest(await readFile(manifestPath, 'utf8'));
         for (const name of [plan.files.xml, plan.files.ldif]) {
-          if (await exists(at(plan.retainDir, name))) hashes[name] = await sha256Of(at(plan.retainDir, name));
+          if (await exists(at(plan.retainDir, name))) hashes[name] = await sha256OfFile(at(plan.retainDir, name));
         }
         for (const [name, expected] of listed) {
           const actual = hashes[name];
@@ -213,7 +210,7 @@ export function createUnretain(deps: BackupNodeDeps) {
           throw failure(Code.CANNOT_READ_STATE_FILE, `libvirt cannot read the state file ${plan.files.state}: ${(e as Error).message}`);
         }
       }
-      return { images: restoreSet, stateKind, verified, warnings, bytes, resumedBytes };
+      return { images: restoreSet, stateKind, verified, warnings, bytes, resumedBytes, copyMs };
     },
   };
 }
