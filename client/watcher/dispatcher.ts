@@ -46,6 +46,8 @@ export interface DispatcherDeps {
   /** Nodes this site runs workers for: a VM whose sstNode is another is somebody else's. */
   nodes: ReadonlySet<string>;
   log: Log;
+  /** How long one start may take before it counts as Temporal being away (default 10 s). */
+  startTimeoutMs?: number;
   now?: () => Date;
 }
 
@@ -62,8 +64,14 @@ function grpcCode(e: unknown): number | undefined {
 
 export class RequestDispatcher {
   private readonly reportedDeferrals = new Set<string>();
+  /** Ends a start in flight when the watcher stops (a dead Temporal would hold it until its deadline). */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly deps: DispatcherDeps) {}
+
+  stop(): void {
+    this.stopping.abort();
+  }
 
   async handle(entry: ChangedEntry): Promise<Outcome> {
     const { log, serviceSubtree } = this.deps;
@@ -134,7 +142,8 @@ export class RequestDispatcher {
     const { temporal, taskQueue, log } = this.deps;
     const workflowId = workflowIdFor(leaf, dispatch);
     try {
-      const handle = await temporal.workflow.start(dispatch.workflow, {
+      const deadline = Date.now() + (this.deps.startTimeoutMs ?? 10_000);
+      const handle = await temporal.withAbortSignal(this.stopping.signal, () => temporal.withDeadline(deadline, () => temporal.workflow.start(dispatch.workflow, {
         taskQueue,
         workflowId,
         args: [workflowInput(leaf.dn, dispatch)],
@@ -146,7 +155,7 @@ export class RequestDispatcher {
           { key: SA.leaf, value: leaf.dn },
         ],
         staticSummary: `${dispatch.mode} of ${leaf.vm} (${leaf.ou})`,
-      });
+      })));
       log.info(`${dispatch.mode}: ${dispatch.workflow} ${workflowId}`, { dn: leaf.dn, runId: handle.firstExecutionRunId });
       return { kind: 'started', workflowId, runId: handle.firstExecutionRunId };
     } catch (e) {

@@ -28,6 +28,8 @@ export interface WatcherOptions {
   lookbackSeconds?: number;
   /** The scheduler runs beside the watcher unless this is false. */
   scheduler?: false | Omit<SchedulerOptions, 'nodes' | 'taskQueue' | 'log' | 'temporal'>;
+  /** How long one workflow start may take before Temporal counts as away (default 10 s). */
+  startTimeoutMs?: number;
   /** A Temporal client to use (default: one connected from [Temporal]); closed on stop only if ours. */
   temporal?: Client;
 }
@@ -61,7 +63,10 @@ export async function startWatcher(config: GlobalConfig, options: WatcherOptions
   if (options.scheduler !== false) {
     scheduler = await startScheduler(config, { ...(options.scheduler ?? {}), nodes: [...nodes], taskQueue, log, temporal });
   }
-  const dispatcher = new RequestDispatcher({ temporal, taskQueue, directory, session, serviceSubtree: db.serviceSubtree, nodes, log });
+  const dispatcher = new RequestDispatcher({
+    temporal, taskQueue, directory, session, serviceSubtree: db.serviceSubtree, nodes, log,
+    ...(options.startTimeoutMs ? { startTimeoutMs: options.startTimeoutMs } : {}),
+  });
   const feed = new DirectoryFeed({
     session,
     serviceSubtree: db.serviceSubtree,
@@ -83,6 +88,7 @@ export async function startWatcher(config: GlobalConfig, options: WatcherOptions
   const stop = () =>
     (stopping ??= (async () => {
       await feed.stop();
+      dispatcher.stop();
       await running.catch(() => undefined);
       await scheduler?.stop();
       await session.close();

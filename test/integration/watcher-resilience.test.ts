@@ -9,7 +9,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { freePort } from '../../stack/daemon.js';
 import { value } from '../../core/ldap-entry.js';
 import { vmLockWorkflowId } from '../../core/naming.js';
 import { DEMO_ROOT_DN, DEMO_SUFFIX } from '../../stack/directory.js';
@@ -169,4 +170,26 @@ test("a leaf of a VM on another node is left alone", { timeout: 60_000 }, async 
   await watcher.stop();
   assert.deepEqual(await leafState(w, otherDn), { mode: 'backup', state: '0', rv: '0' });
   await assert.rejects(w.client.workflow.getHandle(`backup/${other}/${ou}`).describe(), WorkflowNotFoundError);
+});
+
+test('Temporal unreachable: the request waits, unanswered and not passed by the cookie, and runs once it is back', { timeout: 60_000 }, async () => {
+  const cookieFile = w.config.database.cookieFile;
+  const nowhere = await Connection.lazy({ address: `127.0.0.1:${await freePort()}` });
+  const away = await startTestWatcher(w, { temporal: new Client({ connection: nowhere }), startTimeoutMs: 1_000 });
+  const dn = await createLeaf(w, testOu(), 'delete');
+  const csnOfRequest = value((await w.directory.get(dn, ['entryCSN']))!, 'entryCSN')!;
+  const deadline = Date.now() + 10_000;
+  while (!away.log.lines.some((l) => l.message.includes('unreachable'))) {
+    assert.ok(Date.now() < deadline, 'the failed start is noticed');
+    await sleep(50);
+  }
+  await sleep(1_000);
+  await away.stop();
+  await nowhere.close();
+  assert.deepEqual(await leafState(w, dn), { mode: 'delete', state: '0', rv: '0' }, 'not answered');
+  const cookie = readFileSync(cookieFile, 'utf8').trim().slice('rid=001,csn='.length);
+  assert.ok(cookie < csnOfRequest, `the cookie (${cookie}) stays before the request (${csnOfRequest})`);
+  const back = await startTestWatcher(w);
+  await waitForLeaf(w, dn, 'deleted', deleted, 20_000);
+  await back.stop();
 });
