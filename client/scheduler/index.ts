@@ -135,6 +135,7 @@ export async function startScheduler(config: GlobalConfig, o: SchedulerOptions):
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   let dirty = false;
+  let failures = 0;
   const waiters: Array<() => void> = [];
   const due = (ms: number) => {
     if (stopped) return;
@@ -149,9 +150,14 @@ export async function startScheduler(config: GlobalConfig, o: SchedulerOptions):
     }
     dirty = false;
     running = reconcile()
+      .then(() => {
+        failures = 0;
+      })
       .catch((e) => {
-        log.warn('could not bring the schedules in line; retrying', { error: errorText(e) });
-        due(5_000);
+        failures++;
+        const retryMs = Math.min(60_000, 5_000 * 2 ** (failures - 1));
+        if (failures === 1 || retryMs === 60_000) log.warn('could not bring the schedules in line; retrying', { error: errorText(e), retryMs });
+        due(retryMs);
       })
       .finally(() => {
         running = undefined;

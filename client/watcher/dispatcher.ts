@@ -48,6 +48,8 @@ export interface DispatcherDeps {
   log: Log;
   /** How long one start may take before it counts as Temporal being away (default 10 s). */
   startTimeoutMs?: number;
+  /** Aborted when the watcher stops: ends a start in flight (a dead Temporal would hold it until its deadline). */
+  stopping: AbortSignal;
   now?: () => Date;
 }
 
@@ -64,14 +66,8 @@ function grpcCode(e: unknown): number | undefined {
 
 export class RequestDispatcher {
   private readonly reportedDeferrals = new Set<string>();
-  /** Ends a start in flight when the watcher stops (a dead Temporal would hold it until its deadline). */
-  private readonly stopping = new AbortController();
 
   constructor(private readonly deps: DispatcherDeps) {}
-
-  stop(): void {
-    this.stopping.abort();
-  }
 
   async handle(entry: ChangedEntry): Promise<Outcome> {
     const { log, serviceSubtree } = this.deps;
@@ -143,7 +139,7 @@ export class RequestDispatcher {
     const workflowId = workflowIdFor(leaf, dispatch);
     try {
       const deadline = Date.now() + (this.deps.startTimeoutMs ?? 10_000);
-      const handle = await temporal.withAbortSignal(this.stopping.signal, () => temporal.withDeadline(deadline, () => temporal.workflow.start(dispatch.workflow, {
+      const handle = await temporal.withAbortSignal(this.deps.stopping, () => temporal.withDeadline(deadline, () => temporal.workflow.start(dispatch.workflow, {
         taskQueue,
         workflowId,
         args: [workflowInput(leaf.dn, dispatch)],

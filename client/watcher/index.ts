@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { Directory } from '../../activities/control/directory.js';
 import type { GlobalConfig } from '../../core/global-config.js';
 import { CONTROL_TASK_QUEUE } from '../../core/naming.js';
-import { connectClient, ensureSearchAttributes } from '../../workers/temporal.js';
+import { connectClient } from '../../workers/temporal.js';
 import { startScheduler, type RunningScheduler, type SchedulerOptions } from '../scheduler/index.js';
 import { CookieStore } from './cookie-store.js';
 import { RequestDispatcher } from './dispatcher.js';
@@ -52,10 +52,10 @@ export async function startWatcher(config: GlobalConfig, options: WatcherOptions
   const taskQueue = options.taskQueue ?? CONTROL_TASK_QUEUE;
   const ownClient = !options.temporal;
   const temporal = options.temporal ?? (await connectClient(config.temporal));
-  // the workflows it starts carry search attributes; a namespace without them refuses the start
-  await ensureSearchAttributes(temporal, config.temporal.namespace).catch((e) =>
-    log.warn('could not register the search attributes (the workers do it too)', { error: errorText(e) }),
-  );
+  // ends a workflow start in flight on stop (a dead Temporal would hold it until its deadline); the
+  // search attributes the starts carry are registered by the workers, and a start refused for
+  // lack of them is retried like any other
+  const stopping = new AbortController();
   const session = new LdapSession({ url: db.url, bindDn: db.bindDn, password: db.password });
   const directory = new Directory({ url: db.url, bindDn: db.bindDn, password: db.password });
 
@@ -64,7 +64,7 @@ export async function startWatcher(config: GlobalConfig, options: WatcherOptions
     scheduler = await startScheduler(config, { ...(options.scheduler ?? {}), nodes: [...nodes], taskQueue, log, temporal });
   }
   const dispatcher = new RequestDispatcher({
-    temporal, taskQueue, directory, session, serviceSubtree: db.serviceSubtree, nodes, log,
+    temporal, taskQueue, directory, session, serviceSubtree: db.serviceSubtree, nodes, log, stopping: stopping.signal,
     ...(options.startTimeoutMs ? { startTimeoutMs: options.startTimeoutMs } : {}),
   });
   const feed = new DirectoryFeed({
@@ -84,11 +84,11 @@ export async function startWatcher(config: GlobalConfig, options: WatcherOptions
     log.error('watcher stopped by a bug', { error: errorText(e) });
     throw e;
   });
-  let stopping: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
   const stop = () =>
-    (stopping ??= (async () => {
+    (stopped ??= (async () => {
       await feed.stop();
-      dispatcher.stop();
+      stopping.abort();
       await running.catch(() => undefined);
       await scheduler?.stop();
       await session.close();
