@@ -69,6 +69,7 @@ export class DirectoryFeed {
   private namingContext: string | undefined | null = null;
   private lastContextCsn: string | undefined;
   private sweptOn: string | undefined;
+  private cookieTrouble = false;
   /** Polls completed since start (tests and the benchmark wait on it). */
   polls = 0;
 
@@ -143,8 +144,8 @@ export class DirectoryFeed {
       }
     } finally {
       if (position !== this.cookie) {
-        await this.o.cookies.write(position);
         this.cookie = position;
+        await this.saveCookie();
       }
     }
     if (contextCsn !== undefined && this.lastContextCsn !== undefined && contextCsn !== this.lastContextCsn && found.length === 0) {
@@ -152,6 +153,18 @@ export class DirectoryFeed {
     }
     this.lastContextCsn = contextCsn;
     for (const [dn, csn] of this.seen) if (csn < from) this.seen.delete(dn);
+  }
+
+  /** A cookie that cannot be written costs a longer replay after a restart, never a request: warn and go on. */
+  private async saveCookie(): Promise<void> {
+    try {
+      await this.o.cookies.write(this.cookie);
+      if (this.cookieTrouble) this.o.log.info('the cookie file is written again', { file: this.o.cookies.file });
+      this.cookieTrouble = false;
+    } catch (e) {
+      if (!this.cookieTrouble) this.o.log.error('cannot write the cookie file; a restart will replay more', { file: this.o.cookies.file, error: errorText(e) });
+      this.cookieTrouble = true;
+    }
   }
 
   /** One entry; a handler bug is logged and skipped (it must not stop the watcher), passing trouble is rethrown. */
