@@ -7,7 +7,6 @@
 import type { Client } from '@temporalio/client';
 import { Directory } from '../../activities/control/directory.js';
 import type { GlobalConfig } from '../../core/global-config.js';
-import { CONTROL_TASK_QUEUE } from '../../core/naming.js';
 import { connectClient } from '../../workers/temporal.js';
 import { startScheduler, type RunningScheduler, type SchedulerOptions } from '../scheduler/index.js';
 import { CookieStore } from './cookie-store.js';
@@ -20,7 +19,7 @@ export interface WatcherOptions {
   log?: Log;
   /** Nodes this site runs workers for (default: [Global] ENVIRONMENT). */
   nodes?: string[];
-  /** Control task queue of the site's workflows (default kvm-backup.control). */
+  /** Control task queue of the site's workflows (default [Temporal] CONTROL_TASK_QUEUE, kvm-backup.control). */
   taskQueue?: string;
   /** Poll interval in ms (default 250: a request is seen within a quarter of a second). */
   pollIntervalMs?: number;
@@ -49,7 +48,7 @@ export async function startWatcher(config: GlobalConfig, options: WatcherOptions
   const log = options.log ?? consoleLog('watcher');
   const db = config.database;
   const nodes = new Set(options.nodes?.length ? options.nodes : [config.environment]);
-  const taskQueue = options.taskQueue ?? CONTROL_TASK_QUEUE;
+  const taskQueue = options.taskQueue ?? config.temporal.controlTaskQueue;
   const ownClient = !options.temporal;
   const temporal = options.temporal ?? (await connectClient(config.temporal));
   // ends a workflow start in flight on stop (a dead Temporal would hold it until its deadline); the
