@@ -1,18 +1,22 @@
 /**
- * Big-file copies for activities: runs copy-file.js under `ionice -c 3`, passes its progress to a
- * callback (the activity heartbeats it), resumes from an offset, and is killed on cancellation.
+ * Big-file copies for activities: copy-file.js under `ionice -c 3` (and hash-file.js beside it when a
+ * sha256 is wanted: the source's, computed on the other core while the copy runs), progress passed to
+ * a callback (the activity heartbeats it), resumable from an offset, killed on cancellation. Every
+ * child gets SIGKILL if the worker dies (see run.ts).
  */
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { guarded } from './run.js';
 
 const COPIER = fileURLToPath(new URL('./copy-file.js', import.meta.url));
+const HASHER = fileURLToPath(new URL('./hash-file.js', import.meta.url));
 
 export interface CopyRequest {
   src: string;
   dst: string;
   /** Bytes already in place from an earlier attempt (a hint: the copier re-checks the destination size). */
   resumeFrom?: number;
+  /** Also compute the sha256 of the source file. */
   sha256?: boolean;
   /** MiB/s, 0 = unlimited. */
   rateMiB?: number;
@@ -29,34 +33,42 @@ export interface CopyResult {
 
 export type CopyFn = (request: CopyRequest) => Promise<CopyResult>;
 
-export const copyFile: CopyFn = async (r) => {
-  const args = [COPIER, '--src', r.src, '--dst', r.dst, '--offset', String(r.resumeFrom ?? 0), '--rate', String(r.rateMiB ?? 0)];
-  if (r.sha256) args.push('--hash');
+/** Runs one helper program at idle I/O priority; returns its last JSON line. */
+async function runJsonChild(args: string[], signal: AbortSignal | undefined, onLine?: (msg: Record<string, unknown>) => void): Promise<Record<string, unknown>> {
   const [cmd, argv] = guarded(process.execPath, args, true);
-  const child = execa(cmd, argv, {
-    cancelSignal: r.signal,
-    forceKillAfterDelay: 2_000,
-    reject: false,
-    buffer: { stdout: false },
-    // one libuv thread per chunk in flight (the copier keeps 8)
-    env: { UV_THREADPOOL_SIZE: '8' },
-  });
-  let result: CopyResult | undefined;
+  const child = execa(cmd, argv, { cancelSignal: signal, forceKillAfterDelay: 2_000, reject: false, buffer: { stdout: false } });
+  let last: Record<string, unknown> | undefined;
   let tail = '';
   child.stdout?.on('data', (chunk: Buffer) => {
     const lines = (tail + chunk.toString()).split('\n');
     tail = lines.pop() ?? '';
     for (const line of lines) {
       if (!line) continue;
-      const msg = JSON.parse(line) as { done?: boolean; bytes: number; total: number } & Partial<CopyResult>;
-      if (msg.done) result = { bytes: msg.bytes, written: msg.written ?? 0, skipped: msg.skipped ?? 0, sha256: msg.sha256 ?? null };
-      else r.onProgress?.(msg.bytes, msg.total);
+      last = JSON.parse(line) as Record<string, unknown>;
+      onLine?.(last);
     }
   });
   const done = await child;
-  if (r.signal?.aborted) throw r.signal.reason;
-  if (done.exitCode !== 0 || !result) {
-    throw new Error(`copy ${r.src} → ${r.dst} failed (exit ${done.exitCode ?? done.signal}): ${String(done.stderr).trim()}`);
+  if (signal?.aborted) throw signal.reason;
+  if (done.exitCode !== 0 || !last) throw new Error(`${args[0]} failed (exit ${done.exitCode ?? done.signal}): ${String(done.stderr).trim()}`);
+  return last;
+}
+
+export const copyFile: CopyFn = async (r) => {
+  const copy = runJsonChild(
+    [COPIER, '--src', r.src, '--dst', r.dst, '--offset', String(r.resumeFrom ?? 0), '--rate', String(r.rateMiB ?? 0)],
+    r.signal,
+    (msg) => {
+      if (!msg['done']) r.onProgress?.(Number(msg['bytes']), Number(msg['total']));
+    },
+  );
+  const hash = r.sha256 ? runJsonChild([HASHER, r.src], r.signal) : Promise.resolve({ sha256: null });
+  try {
+    const [copied, hashed] = await Promise.all([copy, hash]);
+    return { bytes: Number(copied['bytes']), written: Number(copied['written']), skipped: Number(copied['skipped']), sha256: (hashed['sha256'] as string | null) ?? null };
+  } catch (e) {
+    // one failed: do not leave the other running
+    await Promise.allSettled([copy, hash]);
+    throw new Error(`copy ${r.src} → ${r.dst}: ${(e as Error).message}`);
   }
-  return result;
 };
