@@ -75,7 +75,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const stop = async (graceMs = 10_000) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     process.kill(pid, 'SIGTERM');
-    const done = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+    // an unref'd timer: a daemon that stops at once must not keep this process alive for graceMs
+    const done = await Promise.race([exited.then(() => true), sleep(graceMs, undefined, { ref: false }).then(() => false)]);
     if (!done) {
       process.kill(pid, 'SIGKILL');
       await exited;
