@@ -28,7 +28,13 @@ export type ReusePolicy = 'failed-only' | 'always';
 
 /** The request modes: the seed's step modes plus the one-go extension. */
 export const ONE_GO_MODE = 'backup';
-export type RequestMode = StepMode | typeof ONE_GO_MODE;
+/**
+ * The vm-manager cancels a restore at its confirmation point by writing `finished` with state 0
+ * (VmController.php:1616-1633); only that writes `finished` without the processed stamp. It is a
+ * request to remove what the restore unretained (the original left those files behind).
+ */
+export const VM_MANAGER_CANCEL_MODE = FINISHED;
+export type RequestMode = StepMode | typeof ONE_GO_MODE | typeof VM_MANAGER_CANCEL_MODE;
 
 export interface Dispatch {
   mode: RequestMode;
@@ -54,6 +60,7 @@ const TABLE: Record<RequestMode, Row> = {
   unretainLargeFiles: { workflow: 'restoreWorkflow', operation: 'restore', steps: ['unretainLargeFiles'], reuse: 'always' },
   restore: { workflow: 'restoreWorkflow', operation: 'restore', steps: ['restore'], reuse: 'always' },
   cleanup: { workflow: 'restoreWorkflow', operation: 'restore', steps: ['cleanup'], reuse: 'always' },
+  finished: { workflow: 'restoreWorkflow', operation: 'restore', steps: ['cleanup'], reuse: 'always' },
 };
 
 export const REQUEST_MODES = Object.keys(TABLE) as RequestMode[];
@@ -62,17 +69,15 @@ export const REQUEST_MODES = Object.keys(TABLE) as RequestMode[];
  * Modes that are not requests but answers or intermediate states (ours, the original's, the
  * broker's): seen with state 0 they are echoes of work in progress and are ignored, never answered 18.
  */
-export const ANSWER_MODES: ReadonlySet<string> = new Set([
-  'initialized',
-  FINISHED,
-  ...Object.values(STEP_MODES).flatMap(([running, done]) => [running, done]),
-]);
+export const ANSWER_MODES: ReadonlySet<string> = new Set(
+  ['initialized', ...Object.values(STEP_MODES).flatMap(([running, done]) => [running, done])].filter((m) => m !== VM_MANAGER_CANCEL_MODE),
+);
 
 export function dispatchFor(mode: string): Dispatch | undefined {
   if (!Object.prototype.hasOwnProperty.call(TABLE, mode)) return undefined;
   const row = TABLE[mode as RequestMode];
   const [runningMode, doneMode] =
-    mode === ONE_GO_MODE ? ['snapshotting', FINISHED] : STEP_MODES[mode as StepMode];
+    mode === ONE_GO_MODE ? ['snapshotting', FINISHED] : mode === VM_MANAGER_CANCEL_MODE ? STEP_MODES.cleanup : STEP_MODES[mode as StepMode];
   return { mode: mode as RequestMode, ...row, runningMode, doneMode };
 }
 

@@ -15,7 +15,7 @@ export const STEP_MODES = {
   unretainSmallFiles: ['unretainingSmallFiles', 'unretainedSmallFiles'],
   unretainLargeFiles: ['unretainingLargeFiles', 'unretainedLargeFiles'],
   restore: ['restoring', 'restored'],
-  cleanup: ['cleaningUp', 'cleanedUp'],
+  cleanup: ['cleaningUp', 'finished'],
 } as const;
 
 export type StepMode = keyof typeof STEP_MODES;

@@ -134,14 +134,14 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
     progress.vm = ctx.leaf.vm;
     upsertSearchAttributes([{ key: SA.vm, value: ctx.leaf.vm }, { key: SA.node, value: ctx.node }, ...(ctx.pool ? [{ key: SA.pool, value: ctx.pool }] : [])]);
     enter('locate');
-    plan = await node.quick.locateBackup(ctx, request.withoutState);
+    plan = await node.quick.locateBackup(ctx, request.withoutState, !(steps.length === 1 && steps[0] === 'cleanup'));
     progress.backupDir = plan.backupDir;
   } catch (e) {
     return fail(e);
   }
   const outcome: RestoreOutcome = { leafDn, vm: plan.vm, ou: plan.ou, steps, cancelled: false, warnings: progress.warnings, bytes: 0, resumedBytes: 0, copyMs: 0 };
   const answer = async (step: RestoreStep, last: boolean) => {
-    const done = step === 'cleanup' ? FINISHED : STEP_MODES[step][1];
+    const done = STEP_MODES[step][1];
     await directory.updateLeaf(leafDn, { ...endedChanges(done, 0), ...(last && !oneGo ? processedChanges(new Date()) : {}) });
   };
 

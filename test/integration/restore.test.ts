@@ -21,6 +21,7 @@ import { confirmRestoreSignal, restoreProgressQuery } from '../../workflows/inde
 import { backupDirOf, backupNow, readLeaf, startRestore } from '../helpers/backup.js';
 import { GuestData } from '../helpers/guest-data.js';
 import { startNodeWorkerProcess } from '../helpers/node-process.js';
+import { processed, request, startTestWatcher, waitForLeaf } from '../helpers/watcher.js';
 import { createWorld, type World } from '../helpers/world.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -235,4 +236,20 @@ test('kill -9 of the node worker during the large-file copy: the restore complet
   assert.ok(outcome.resumedBytes > 0, `the copy resumed (${outcome.resumedBytes} bytes not copied again)`);
   assert.deepEqual(await w.virsh.state(w.vm), { state: 'running', reason: 'restored' });
   await data.assertImage(w.disks[0]!.path, 'vda', ['bulk', 'bulk2', 'backed-up'], 'restored image');
+});
+
+test('through the watcher: the vm-manager cancels at the confirmation point (finished, state 0) and the retain files go', async () => {
+  const { w, data, leaf } = await backedUpWorld('rs-vmm-cancel');
+  const watcher = await startTestWatcher(w);
+  cleanups.push(() => watcher.stop());
+  await request(w, leaf.dn, 'unretainSmallFiles');
+  await waitForLeaf(w, leaf.dn, 'unretainedSmallFiles + stamp', (s) => s?.mode === 'unretainedSmallFiles' && processed(s));
+  assert.ok(existsSync(join(retainIterationDir(w, leaf.ou), `${w.vm}.ldif.${leaf.ou}`)), 'the LDIF waits in retain for the operator');
+  // the operator says no: vm-manager writes finished with state 0 (VmController.php:1616-1633)
+  await w.directory.modify(leaf.dn, { sstProvisioningMode: 'finished', sstProvisioningState: '0' });
+  await waitForLeaf(w, leaf.dn, 'finished + stamp', (s) => s?.mode === 'finished' && processed(s));
+  assert.equal(existsSync(retainIterationDir(w, leaf.ou)), false, 'no retain files left');
+  assert.equal((await readLeaf(w, leaf.dn)).returnValue, '0');
+  assert.equal((await w.virsh.state(w.vm)).state, 'running');
+  await data.assertImage(w.disks[0]!.path, 'vda', ['backed-up', 'later'], 'live image untouched');
 });

@@ -9,8 +9,8 @@ import { STEP_MODES } from '../../core/provisioning.js';
 const SUB = 'ou=virtualization,ou=services,dc=stoney-cloud,dc=org';
 const leaf = parseValidLeafDn(leafDn(SUB, 'vm-1', '20261127T030000Z'));
 
-test('every step mode of the seed and the one-go extension dispatch to a workflow', () => {
-  assert.deepEqual([...REQUEST_MODES].sort(), [...Object.keys(STEP_MODES), 'backup'].sort());
+test('every step mode of the seed, the one-go extension and the vm-manager cancel dispatch to a workflow', () => {
+  assert.deepEqual([...REQUEST_MODES].sort(), [...Object.keys(STEP_MODES), 'backup', 'finished'].sort());
   const rows = Object.fromEntries(REQUEST_MODES.map((m) => [m, dispatchFor(m)!]));
   assert.deepEqual(
     Object.fromEntries(Object.entries(rows).map(([m, d]) => [m, [d.workflow, d.steps?.join('+') ?? 'all']])),
@@ -24,6 +24,7 @@ test('every step mode of the seed and the one-go extension dispatch to a workflo
       unretainLargeFiles: ['restoreWorkflow', 'unretainLargeFiles'],
       restore: ['restoreWorkflow', 'restore'],
       cleanup: ['restoreWorkflow', 'cleanup'],
+      finished: ['restoreWorkflow', 'cleanup'],
     },
   );
   assert.equal(rows['backup']!.doneMode, 'finished');
@@ -32,7 +33,7 @@ test('every step mode of the seed and the one-go extension dispatch to a workflo
 });
 
 test('answers and intermediate modes are not requests, and garbage is neither', () => {
-  for (const m of ['snapshotting', 'snapshotted', 'merged', 'retained', 'finished', 'initialized', 'deleting', 'deleted', 'restored', 'cleaningUp']) {
+  for (const m of ['snapshotting', 'snapshotted', 'merged', 'retained', 'initialized', 'deleting', 'deleted', 'restored', 'cleaningUp']) {
     assert.ok(ANSWER_MODES.has(m), m);
     assert.equal(dispatchFor(m), undefined, m);
   }
@@ -54,4 +55,13 @@ test('workflow IDs derive from the leaf, plus the step when one step is asked fo
 test('a completed backup step never runs again for its leaf; a completed restore may be asked again', () => {
   for (const m of ['backup', 'snapshot', 'merge', 'retain', 'delete']) assert.equal(temporalReusePolicy(dispatchFor(m)!), 'ALLOW_DUPLICATE_FAILED_ONLY', m);
   for (const m of ['unretainSmallFiles', 'unretainLargeFiles', 'restore', 'cleanup']) assert.equal(temporalReusePolicy(dispatchFor(m)!), 'ALLOW_DUPLICATE', m);
+});
+
+test('the vm-manager\'s cancel (finished with state 0) asks for the restore cleanup', () => {
+  const d = dispatchFor('finished')!;
+  assert.equal(d.workflow, 'restoreWorkflow');
+  assert.deepEqual(d.steps, ['cleanup']);
+  assert.equal(d.runningMode, 'cleaningUp');
+  assert.equal(d.doneMode, 'finished');
+  assert.ok(!ANSWER_MODES.has('finished'));
 });

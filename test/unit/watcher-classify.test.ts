@@ -14,7 +14,7 @@ test('triage: only leaves below the service subtree with state 0 are candidates;
   assert.equal(triage(entry(good), SUB).kind, 'candidate');
   assert.equal(triage(entry(good, { state: '20261127T030501Z' }), SUB).kind, 'not-requested');
   assert.equal(triage(entry(good, { state: undefined }), SUB).kind, 'not-requested');
-  for (const mode of ['snapshotting', 'snapshotted', 'finished', 'initialized', 'deleted', 'retained']) {
+  for (const mode of ['snapshotting', 'snapshotted', 'initialized', 'deleted', 'retained']) {
     assert.deepEqual(triage(entry(good, { mode }), SUB), { kind: 'echo', mode });
   }
   assert.deepEqual(triage(entry(`sstVirtualMachine=vm-1,ou=virtual machines,${SUB}`), SUB), { kind: 'not-a-leaf', misplacedRequest: true });

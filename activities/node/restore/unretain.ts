@@ -69,7 +69,8 @@ export function createUnretain(deps: BackupNodeDeps) {
   const { files, images, virsh } = deps;
 
   return {
-    async locateBackup(ctx: BackupContext, withoutState?: boolean): Promise<RestorePlan> {
+    /** `mustExist` false: a cleanup only needs the retain directory, even if the iteration is gone. */
+    async locateBackup(ctx: BackupContext, withoutState?: boolean, mustExist = true): Promise<RestorePlan> {
       let dirs: ReturnType<typeof expectedBackupDir>;
       try {
         dirs = expectedBackupDir(ctx, deps.virtualizationRoot);
@@ -79,6 +80,7 @@ export function createUnretain(deps: BackupNodeDeps) {
       }
       if (!(await exists(dirs.backupDir))) {
         const found = await findIteration(dirs.backupRoot, ctx.leaf.vm, ctx.leaf.ou);
+        if (!found && !mustExist) return restorePlan(ctx, dirs, withoutState);
         if (!found) throw failure(Code.MISSING_NECESSARY_FILES, `no backup ${ctx.leaf.ou} of ${ctx.leaf.vm} below ${dirs.backupRoot}`);
         dirs = { ...dirs, backupDir: found, retainDir: joinPath(dirs.retainRoot, relative(dirs.backupRoot, found)) };
       }
