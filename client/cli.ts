@@ -14,7 +14,13 @@ import { startWorkers } from '../workers/run-workers.js';
 import { WorkflowFailedError } from '@temporalio/client';
 import { codeOf, messageOf } from '../core/failures.js';
 import { CliContext, CliError } from './cli-context.js';
+import { backupCommand } from './commands/backup.js';
+import { configShowCommand } from './commands/config-show.js';
+import { doctorCommand } from './commands/doctor.js';
+import { listCommand } from './commands/list.js';
 import { restoreCommand } from './commands/restore.js';
+import { statusCommand } from './commands/status.js';
+import { verifyCommand } from './commands/verify.js';
 
 interface Command {
   summary: string;
@@ -55,6 +61,66 @@ const commands: Record<string, Command> = {
       console.log(`workers running for node ${config.environment} (${Object.entries(which).filter(([, on]) => on).map(([k]) => k).join(' + ')})`);
       await running.done;
       return 0;
+    },
+  },
+  backup: {
+    summary: 'back up a VM now (creates its leaf as the control instance would) and follow it to the end',
+    usage: 'kvm-backup backup <vm> [--method live|classic] [--no-follow] [--config FILE] [--json]',
+    options: {
+      config: { type: 'string' },
+      method: { type: 'string' },
+      'no-follow': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    async run(v, args) {
+      const vm = onePositional(args, '<vm>');
+      return withContext(v, (ctx) => backupCommand(ctx, vm, { ...(v['method'] ? { method: v['method'] as string } : {}), follow: !v['no-follow'] }));
+    },
+  },
+  list: {
+    summary: 'list the backups of one VM or of all: time, state, size, verified or not',
+    usage: 'kvm-backup list [<vm>] [--config FILE] [--json]',
+    options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
+    async run(v, args) {
+      if (args.length > 1) throw new CliError(2, `expected at most one <vm> argument, got ${args.length}`);
+      return withContext(v, (ctx) => listCommand(ctx, args[0]));
+    },
+  },
+  status: {
+    summary: 'running and recent backups, restores and verifications of this site, with phase and progress',
+    usage: 'kvm-backup status [--limit 20] [--config FILE] [--json]',
+    options: { config: { type: 'string' }, limit: { type: 'string', default: '20' }, json: { type: 'boolean', default: false } },
+    async run(v, args) {
+      if (args.length) throw new CliError(2, 'status takes no arguments');
+      const limit = Number(v['limit']);
+      if (!Number.isInteger(limit) || limit < 1) throw new CliError(2, `--limit must be a positive integer, not "${String(v['limit'])}"`);
+      return withContext(v, (ctx) => statusCommand(ctx, { limit }));
+    },
+  },
+  verify: {
+    summary: 'check a stored backup (latest by default): checksums, qemu-img check, state file',
+    usage: 'kvm-backup verify <vm> [--backup YYYYMMDDTHHMMSSZ] [--config FILE] [--json]',
+    options: { config: { type: 'string' }, backup: { type: 'string' }, json: { type: 'boolean', default: false } },
+    async run(v, args) {
+      const vm = onePositional(args, '<vm>');
+      return withContext(v, (ctx) => verifyCommand(ctx, vm, v['backup'] ? { backup: v['backup'] as string } : {}));
+    },
+  },
+  config: {
+    summary: 'config show <vm>: the effective backup configuration of a VM and where each value comes from',
+    usage: 'kvm-backup config show <vm> [--config FILE] [--json]',
+    options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
+    async run(v, args) {
+      if (args[0] !== 'show' || args.length !== 2) throw new CliError(2, 'usage: kvm-backup config show <vm>');
+      return withContext(v, (ctx) => configShowCommand(ctx, args[1]!));
+    },
+  },
+  doctor: {
+    summary: 'check this node: libvirt, KVM, LDAP, Temporal and workers, directories, RAM disk, free space',
+    usage: 'kvm-backup doctor [--config FILE] [--json]',
+    options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
+    async run(v) {
+      return withContext(v, (ctx) => doctorCommand(ctx));
     },
   },
   restore: {

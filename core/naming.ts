@@ -75,7 +75,7 @@ export function nodeTaskQueue(environment: string): string {
   return `${TASK_QUEUE_PREFIX}.node.${environment}`;
 }
 
-export type Operation = 'backup' | 'restore' | 'delete';
+export type Operation = 'backup' | 'restore' | 'delete' | 'verify';
 
 /**
  * One workflow per (VM, leaf, operation): a second start for the same leaf finds the running one.

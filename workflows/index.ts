@@ -5,3 +5,4 @@ export { deleteWorkflow } from './delete.js';
 export { vmLockWorkflow } from './vm-lock.js';
 export { scheduledBackupWorkflow } from './scheduled-backup.js';
 export { restoreWorkflow, restoreProgressQuery, confirmRestoreSignal } from './restore.js';
+export { verifyWorkflow } from './verify.js';

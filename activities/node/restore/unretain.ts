@@ -9,24 +9,24 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { relative } from 'node:path';
-import { parseManifest } from '../backup/export.js';
 import { readHashes, sha256OfFile, writeHashes } from '../backup/hashes.js';
 import type { BackupContext } from '../../../core/backup-plan.js';
 import { domainDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { joinPath, NamingError, NOT_RUNNING_STATE_MARKER } from '../../../core/naming.js';
+import { joinPath, NamingError } from '../../../core/naming.js';
 import { expectedBackupDir, restoreImages, restorePlan, type RestoreImage, type RestorePlan } from '../../../core/restore-plan.js';
 import type { BackupNodeDeps } from '../backup/deps.js';
 import { exists } from '../files.js';
 import { startHeartbeat } from '../heartbeat.js';
+import { checkChecksums, checkImages, checkStateFile, type Verified } from './checks.js';
 
 export interface UnretainedLarge {
   images: RestoreImage[];
   /** 'saved' = a libvirt save image; 'marker' = the VM was not running at backup time. */
   stateKind: 'saved' | 'marker';
   /** How the files were verified: against the manifest, or (old backups) only by completeness and qemu-img check. */
-  verified: 'sha256' | 'none';
+  verified: Verified;
   warnings: string[];
   bytes: number;
   resumedBytes: number;
@@ -165,53 +165,13 @@ export function createUnretain(deps: BackupNodeDeps) {
         if (!s || s.size === 0) throw failure(Code.MISSING_NECESSARY_FILES, `${name} is missing or empty in ${plan.retainDir}`);
       }
 
-      // checksums
-      let verified: UnretainedLarge['verified'] = 'none';
-      const manifestPath = at(plan.backupDir, plan.files.manifest);
-      if (await exists(manifestPath)) {
-        const listed = parseManifest(await readFile(manifestPath, 'utf8'));
-        for (const name of [plan.files.xml, plan.files.ldif]) {
-          if (await exists(at(plan.retainDir, name))) hashes[name] = await sha256OfFile(at(plan.retainDir, name));
-        }
-        for (const [name, expected] of listed) {
-          const actual = hashes[name];
-          if (actual === undefined) {
-            if (name === plan.files.ldif) continue; // optional
-            throw failure(Code.MISSING_NECESSARY_FILES, `${name} is in the manifest but was not restored`);
-          }
-          if (actual !== expected) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${name} does not match its sha256 in the manifest (backup damaged)`);
-        }
-        for (const name of large) if (!listed.has(name)) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${name} is not in the manifest`);
-        verified = 'sha256';
-      } else {
-        warnings.push(`${plan.backupDir} has no manifest (a backup of the original daemon?): checksums not verified, only completeness, qemu-img check and the state file`);
+      // checksums, images, state file
+      for (const name of [plan.files.xml, plan.files.ldif]) {
+        if (await exists(at(plan.retainDir, name))) hashes[name] = await sha256OfFile(at(plan.retainDir, name));
       }
-
-      // the images themselves
-      for (const image of restoreSet) {
-        const disk = disks.find((d) => d.target === image.target);
-        const format = disk?.format ?? plan.imageFormat;
-        if (format !== 'qcow2') {
-          warnings.push(`${image.file} is ${format}: qemu-img check skipped (only qcow2 is checked)`);
-          continue;
-        }
-        const check = await images.check(at(plan.retainDir, image.file), 'qcow2');
-        if (check.exitCode === 3) warnings.push(`${image.file}: ${check.summary} (harmless)`);
-        else if (check.exitCode !== 0) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${image.file} (${disk?.target}): qemu-img check: ${check.summary}`);
-      }
-
-      // the state file: the original's marker, or a save image libvirt can read
-      const statePath = at(plan.retainDir, plan.files.state);
-      const head = (await readFile(statePath)).subarray(0, 64).toString('utf8');
-      let stateKind: UnretainedLarge['stateKind'] = 'saved';
-      if (head.startsWith(NOT_RUNNING_STATE_MARKER)) stateKind = 'marker';
-      else {
-        try {
-          await virsh.saveImageXml(statePath);
-        } catch (e) {
-          throw failure(Code.CANNOT_READ_STATE_FILE, `libvirt cannot read the state file ${plan.files.state}: ${(e as Error).message}`);
-        }
-      }
+      const verified = await checkChecksums(plan, plan.backupDir, hashes, large, warnings);
+      await checkImages(images, plan.retainDir, restoreSet, disks, plan.imageFormat, warnings);
+      const stateKind = await checkStateFile(virsh, at(plan.retainDir, plan.files.state), plan.files.state);
       return { images: restoreSet, stateKind, verified, warnings, bytes, resumedBytes, copyMs };
     },
   };

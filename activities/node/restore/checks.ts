@@ -1,0 +1,74 @@
+/**
+ * The checks a backup iteration must pass before it is trusted: its files against the sha256
+ * manifest (38; an iteration of the original daemon has none, said as a warning), each qcow2 image
+ * with `qemu-img check` judged by its exit code (38), the state file readable by libvirt or the
+ * original's marker (44). Used by the restore (on the unretained copies) and by `verify` (in place).
+ */
+import { readFile } from 'node:fs/promises';
+import { parseManifest } from '../backup/export.js';
+import { Code } from '../../../core/exit-codes.js';
+import { failure } from '../../../core/failures.js';
+import { NOT_RUNNING_STATE_MARKER } from '../../../core/naming.js';
+import type { RestoreImage, RestorePlan } from '../../../core/restore-plan.js';
+import type { DomainDisk } from '../../../core/domain-xml.js';
+import { exists } from '../files.js';
+import type { Images } from '../images.js';
+import type { Virsh } from '../virsh.js';
+
+export type Verified = 'sha256' | 'none';
+
+/**
+ * `hashes` (file name → sha256 of the copy being checked) against the manifest of `manifestDir`.
+ * `required` must all be listed; the LDIF may be missing.
+ */
+export async function checkChecksums(
+  plan: RestorePlan,
+  manifestDir: string,
+  hashes: Record<string, string>,
+  required: string[],
+  warnings: string[],
+): Promise<Verified> {
+  const manifestPath = `${manifestDir}/${plan.files.manifest}`;
+  if (!(await exists(manifestPath))) {
+    warnings.push(`${manifestDir} has no manifest (a backup of the original daemon?): checksums not verified, only completeness, qemu-img check and the state file`);
+    return 'none';
+  }
+  const listed = parseManifest(await readFile(manifestPath, 'utf8'));
+  for (const [name, expected] of listed) {
+    const actual = hashes[name];
+    if (actual === undefined) {
+      if (name === plan.files.ldif) continue;
+      throw failure(Code.MISSING_NECESSARY_FILES, `${name} is in the manifest but missing`);
+    }
+    if (actual !== expected) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${name} does not match its sha256 in the manifest (backup damaged)`);
+  }
+  for (const name of required) if (!listed.has(name)) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${name} is not in the manifest`);
+  return 'sha256';
+}
+
+/** `qemu-img check` of every qcow2 image in `dir` (exit 3, leaked clusters only, is a warning). */
+export async function checkImages(images: Images, dir: string, set: RestoreImage[], disks: DomainDisk[], defaultFormat: string, warnings: string[]): Promise<void> {
+  for (const image of set) {
+    const disk = disks.find((d) => d.target === image.target);
+    const format = disk?.format ?? defaultFormat;
+    if (format !== 'qcow2') {
+      warnings.push(`${image.file} is ${format}: qemu-img check skipped (only qcow2 is checked)`);
+      continue;
+    }
+    const check = await images.check(`${dir}/${image.file}`, 'qcow2');
+    if (check.exitCode === 3) warnings.push(`${image.file}: ${check.summary} (harmless)`);
+    else if (check.exitCode !== 0) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${image.file} (${image.target}): qemu-img check: ${check.summary}`);
+  }
+}
+
+/** The original's marker, or a save image libvirt can read (44 otherwise). */
+export async function checkStateFile(virsh: Virsh, path: string, name: string): Promise<'saved' | 'marker'> {
+  const head = (await readFile(path)).subarray(0, 64).toString('utf8');
+  if (head.startsWith(NOT_RUNNING_STATE_MARKER)) return 'marker';
+  try {
+    await virsh.saveImageXml(path);
+  } catch (e) {
+    throw failure(Code.CANNOT_READ_STATE_FILE, `libvirt cannot read the state file ${name}: ${(e as Error).message}`);
+  }
+  return 'saved';
+}

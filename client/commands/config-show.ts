@@ -1,0 +1,48 @@
+/**
+ * `kvm-backup config show <vm>`: the backup configuration that applies to a VM (VM → pool →
+ * cloud-wide, as a whole entry), each value with where it came from, and this node's own settings.
+ */
+import { ATTRIBUTE_OF } from '../../core/backup-config.js';
+import { leafTimestamp } from '../../core/naming.js';
+import { backupContext } from '../backup-context.js';
+import type { CliContext } from '../cli-context.js';
+import { resolveVm } from '../vm-ref.js';
+
+function show(v: unknown, key: string): string {
+  if (typeof v === 'number' && /Permission$/.test(key)) return v.toString(8);
+  if (Array.isArray(v)) return v.length ? v.join(', ') : '(none)';
+  if (v && typeof v === 'object') return JSON.stringify(v);
+  return String(v ?? '(unset)');
+}
+
+export async function configShowCommand(ctx: CliContext, vmArg: string): Promise<number> {
+  const vm = await resolveVm(ctx, vmArg);
+  // any valid ou: the configuration does not depend on the leaf
+  const context = await backupContext(ctx, vm.vm, leafTimestamp(new Date(0)));
+  const { level, dn, config, origin } = context.configuration;
+  const rows: Array<{ key: string; attribute: string; value: string; source: string }> = (Object.keys(ATTRIBUTE_OF) as Array<keyof typeof ATTRIBUTE_OF>).map((key) => ({
+    key,
+    attribute: ATTRIBUTE_OF[key],
+    value: show(config[key], ATTRIBUTE_OF[key]),
+    source: origin[key] === 'entry' ? `${level} (${dn})` : 'seed default',
+  }));
+  if (config.cron) rows.push({ key: 'cron', attribute: 'sstCron*', value: show(config.cron, ''), source: `${level} (${dn})` });
+  const node = {
+    environment: ctx.config.environment,
+    virtualizationRoot: ctx.config.backup.virtualizationRoot,
+    defaultSnapshotMethod: ctx.config.backup.snapshotMethod,
+    copyBandwidthMiB: ctx.config.backup.copyBandwidthMiB,
+    liveMaxDowntimeMs: ctx.config.backup.liveMaxDowntimeMs,
+  };
+  const human = [
+    `VM ${vm.vm} on node ${context.node}${context.pool ? `, pool ${context.pool}` : ''}: the ${level} configuration applies (${dn})`,
+    `disks: ${context.disks.map((d) => `${d.target}=${d.path}`).join(', ')}`,
+    '',
+    ['KEY', 'ATTRIBUTE', 'VALUE', 'FROM'].join('\t'),
+    ...rows.map((r) => [r.key, r.attribute, r.value, r.source].join('\t')),
+    '',
+    `this host ([Global] ENVIRONMENT ${node.environment}): VIRTUALIZATION_ROOT ${node.virtualizationRoot}, SNAPSHOT_METHOD ${node.defaultSnapshotMethod}, COPY_BANDWIDTH ${node.copyBandwidthMiB} MiB/s, LIVE_MAX_DOWNTIME_MS ${node.liveMaxDowntimeMs}`,
+  ].join('\n');
+  ctx.print(human, { vm: vm.vm, node: context.node, pool: context.pool, level, dn, disks: context.disks, values: rows, host: node });
+  return 0;
+}
