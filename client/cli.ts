@@ -11,6 +11,7 @@ import { startWatcher } from './watcher/index.js';
 import { watcherOptionsFromIni } from './watcher/ini-options.js';
 import { consoleLog } from './watcher/log.js';
 import { startWorkers } from '../workers/run-workers.js';
+import { configureLogging } from '../workers/logging.js';
 import { WorkflowFailedError } from '@temporalio/client';
 import { codeOf, messageOf } from '../core/failures.js';
 import { CliContext, CliError } from './cli-context.js';
@@ -45,16 +46,22 @@ const commands: Record<string, Command> = {
   },
   worker: {
     summary: "run this node's worker and/or the control worker until SIGINT/SIGTERM",
-    usage: 'kvm-backup worker [--config FILE] [--node-only | --control-only]',
+    usage: 'kvm-backup worker [--config FILE] [--node-only | --control-only] [--metrics-port N]',
     options: {
       config: { type: 'string' },
       'node-only': { type: 'boolean', default: false },
       'control-only': { type: 'boolean', default: false },
+      'metrics-port': { type: 'string' },
     },
     async run(v) {
       const config = loadGlobalConfig(v['config'] as string | undefined);
+      configureLogging(config);
       const which = { node: !v['control-only'], control: !v['node-only'] };
-      const running = await startWorkers(config, which);
+      const metricsPort = v['metrics-port'] === undefined ? undefined : Number(v['metrics-port']);
+      if (metricsPort !== undefined && !(Number.isInteger(metricsPort) && metricsPort >= 1 && metricsPort <= 65535)) {
+        throw new CliError(2, `--metrics-port "${v['metrics-port']}" is not a port number`);
+      }
+      const running = await startWorkers(config, which, metricsPort === undefined ? {} : { metricsPort });
       const stop = () => void running.shutdown();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
@@ -151,6 +158,7 @@ const commands: Record<string, Command> = {
     async run(v) {
       const file = v['config'] as string | undefined;
       const config = loadGlobalConfig(file);
+      configureLogging(config);
       const fromIni = watcherOptionsFromIni(readFileSync(configPath(file), 'utf8'));
       const watcher = await startWatcher(config, {
         ...fromIni,

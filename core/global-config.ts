@@ -10,6 +10,7 @@
  */
 import { Code } from './exit-codes.js';
 import { parseIni, type IniSections } from './ini.js';
+import { isSyslogTag, LOG_FORMATS, type LogFormat } from './log-format.js';
 import { CONTROL_TASK_QUEUE } from './naming.js';
 import { Secret } from './secret.js';
 
@@ -29,7 +30,8 @@ export const SNAPSHOT_METHODS: readonly SnapshotMethod[] = ['live', 'classic'];
 export interface GlobalConfig {
   /** [Global] ENVIRONMENT: this node's name, as in the VMs' sstNode. */
   environment: string;
-  log: { debug: boolean; info: boolean; warning: boolean; err: boolean };
+  /** The seed's LOG_* switches, and LOG_FORMAT (json lines, or syslog lines tagged [Service] SYSLOG). */
+  log: { debug: boolean; info: boolean; warning: boolean; err: boolean; format: LogFormat };
   database: {
     backend: 'LDAP';
     /** ldap://host:port built from SERVER and PORT (SERVER may already be a URL). */
@@ -60,6 +62,8 @@ export interface GlobalConfig {
   };
   /** [Temporal] ADDRESS, NAMESPACE and CONTROL_TASK_QUEUE (sites sharing one namespace use their own queue). */
   temporal: { address: string; namespace: string; controlTaskQueue: string };
+  /** [Metrics] PORT (0 = no endpoint) and ADDRESS of each worker's Prometheus endpoint. */
+  metrics: { port: number; address: string };
 }
 
 export const ENV_PASSWORD = 'KVM_BACKUP_LDAP_PASSWORD';
@@ -161,6 +165,15 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
   if (!/^\d{1,5}$/.test(maxDowntime) || Number(maxDowntime) < 1) {
     throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] LIVE_MAX_DOWNTIME_MS "${maxDowntime}" is not a number of milliseconds`);
   }
+  const logFormat = (g['LOG_FORMAT'] || 'json').toLowerCase() as LogFormat;
+  if (!LOG_FORMATS.includes(logFormat)) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Global] LOG_FORMAT "${g['LOG_FORMAT']}" is not one of ${LOG_FORMATS.join(', ')}`);
+  }
+  const syslogTag = sections['Service']?.['SYSLOG'] || 'Backup-KVM';
+  if (!isSyslogTag(syslogTag)) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Service] SYSLOG "${syslogTag}" is not a syslog tag (printable, no spaces, [ ] or :)`);
+  }
+  const metrics = metricsEndpoint(sections);
   const cw = cloudWide(sections);
   const s = sections['Service'] ?? {};
   const gw = sections['Gateway'] ?? {};
@@ -172,6 +185,7 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       info: flag(g['LOG_INFO'], true),
       warning: flag(g['LOG_WARNING'], true),
       err: flag(g['LOG_ERR'], true),
+      format: logFormat,
     },
     database: {
       backend: 'LDAP',
@@ -190,7 +204,7 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       transportApi: s['TRANSPORTAPI'] ?? 'LocalCLI',
       service: s['SERVICE'] ?? 'Backup',
       type: s['TYPE'] ?? 'KVM',
-      syslogTag: s['SYSLOG'] ?? 'Backup-KVM',
+      syslogTag,
     },
     gateway: { host: gw['HOST'] ?? 'localhost', user: gw['USER'] ?? 'provisioning', dsaFile: gw['DSA_FILE'] ?? 'none' },
     backup: {
@@ -205,5 +219,20 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       namespace: sources.env['TEMPORAL_NAMESPACE'] || t['NAMESPACE'] || 'default',
       controlTaskQueue: t['CONTROL_TASK_QUEUE'] || CONTROL_TASK_QUEUE,
     },
+    metrics,
   };
+}
+
+/** [Metrics] PORT (absent or 0: no endpoint) and ADDRESS (default all interfaces). */
+function metricsEndpoint(sections: IniSections): GlobalConfig['metrics'] {
+  const m = sections['Metrics'] ?? {};
+  const port = m['PORT'] || '0';
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Metrics] PORT "${port}" is not a port number (0 = off)`);
+  }
+  const address = m['ADDRESS'] || '0.0.0.0';
+  if (!/^[A-Za-z0-9.:_-]+$/.test(address)) {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Metrics] ADDRESS "${address}" is not a host name or IP address`);
+  }
+  return { port: Number(port), address };
 }

@@ -17,7 +17,7 @@ import { freePort, stopTrackedPids } from '../stack/daemon.js';
 import { ensureLibvirt, LIBVIRT_URI, type Libvirt } from '../stack/libvirt.js';
 import { VAR_DIR } from '../stack/paths.js';
 import { startTemporalServer, type TemporalServer } from '../stack/temporal-server.js';
-import { WORKFLOWS_PATH } from '../workers/temporal.js';
+import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../workers/temporal.js';
 import { TEST_DOMAIN_PREFIX } from './helpers/names.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -82,7 +82,7 @@ async function main(): Promise<number> {
       startTemporalServer({ port: await freePort(), logFile: join(runDir, 'logs', 'temporal.log') }),
       ensureLibvirt(join(runDir, 'logs')),
     ]);
-    const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+    const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, logger: quietLogger });
     const bundlePath = join(runDir, 'workflow-bundle.js');
     writeFileSync(bundlePath, bundle.code);
     console.log(
@@ -100,6 +100,8 @@ async function main(): Promise<number> {
           KVM_BACKUP_TEST_RUN: tag,
           KVM_BACKUP_WORKFLOW_BUNDLE: bundlePath,
           KVM_BACKUP_PID_DIR: pidDir,
+          // workers log each workflow's end at info: the test output keeps to warnings, as before
+          KVM_BACKUP_LOG_LEVEL: process.env['KVM_BACKUP_LOG_LEVEL'] ?? 'warn',
         },
       }));
       child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));

@@ -5,6 +5,7 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createControlActivities, type ControlDeps } from '../activities/control/index.js';
 import { CONTROL_TASK_QUEUE } from '../core/naming.js';
+import type { WorkerObservation } from './observability.js';
 import { workflowSource } from './temporal.js';
 
 export interface ControlWorkerOptions {
@@ -12,6 +13,8 @@ export interface ControlWorkerOptions {
   namespace: string;
   deps: ControlDeps;
   taskQueue?: string;
+  /** Interceptors and the outcome sink for logs and metrics (observability.ts). */
+  observation?: WorkerObservation;
 }
 
 export async function createControlWorker(o: ControlWorkerOptions): Promise<Worker> {
@@ -23,5 +26,6 @@ export async function createControlWorker(o: ControlWorkerOptions): Promise<Work
     activities: createControlActivities(o.deps),
     shutdownGraceTime: '5 seconds',
     identity: `control-worker/${process.pid}`,
+    ...o.observation,
   });
 }

@@ -5,12 +5,15 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createNodeActivities, type NodeDeps } from '../activities/node/index.js';
 import { nodeTaskQueue } from '../core/naming.js';
+import type { WorkerObservation } from './observability.js';
 
 export interface NodeWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   deps: NodeDeps;
   maxConcurrentActivities?: number;
+  /** Activity interceptors for logs and metrics (observability.ts). */
+  observation?: WorkerObservation;
 }
 
 export async function createNodeWorker(o: NodeWorkerOptions): Promise<Worker> {
@@ -23,5 +26,6 @@ export async function createNodeWorker(o: NodeWorkerOptions): Promise<Worker> {
     // long copies resume from their heartbeats, so a short grace period loses nothing
     shutdownGraceTime: '5 seconds',
     identity: `node-worker@${o.deps.environment}/${process.pid}`,
+    ...o.observation,
   });
 }

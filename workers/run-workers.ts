@@ -7,7 +7,11 @@ import { Directory } from '../activities/control/directory.js';
 import { nodeDeps, type NodeDeps } from '../activities/node/index.js';
 import type { GlobalConfig } from '../core/global-config.js';
 import { createControlWorker } from './control-worker.js';
+import { productLog } from './logging.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
+import { WorkerMetrics } from './metrics.js';
 import { createNodeWorker } from './node-worker.js';
+import { controlWorkerObservation, nodeWorkerObservation } from './observability.js';
 import { installRuntime } from './runtime.js';
 import { connectClient, connectWorker, ensureSearchAttributes } from './temporal.js';
 
@@ -16,6 +20,9 @@ export interface RunningWorkers {
   /** Resolves when every worker has stopped (after `shutdown()` or a fatal error). */
   done: Promise<void>;
   shutdown(): Promise<void>;
+  /** This process's counters, and its Prometheus endpoint if one was asked for. */
+  metrics: WorkerMetrics;
+  metricsServer?: MetricsServer;
 }
 
 export async function startWorkers(
@@ -26,9 +33,13 @@ export async function startWorkers(
     controlQueue?: string;
     /** Tests wrap the real node dependencies to inject faults into one call. */
     wrapNodeDeps?: (deps: NodeDeps) => NodeDeps;
+    /** Prometheus endpoint port; overrides [Metrics] PORT (0 there = none; 0 here = any free port, for tests). */
+    metricsPort?: number;
   } = {},
 ): Promise<RunningWorkers> {
   installRuntime();
+  const metrics = new WorkerMetrics();
+  if (which.control) metrics.initOperations();
   const target = config.temporal;
   const client = await connectClient(target);
   await ensureSearchAttributes(client, target.namespace);
@@ -40,6 +51,7 @@ export async function startWorkers(
       await createNodeWorker({
         connection,
         namespace: target.namespace,
+        observation: nodeWorkerObservation(metrics, config.environment),
         deps: (options.wrapNodeDeps ?? ((d) => d))(nodeDeps({
           environment: config.environment,
           ...(options.libvirtUri ? { libvirtUri: options.libvirtUri } : {}),
@@ -58,6 +70,7 @@ export async function startWorkers(
         connection,
         namespace: target.namespace,
         taskQueue: options.controlQueue ?? config.temporal.controlTaskQueue,
+        observation: controlWorkerObservation(metrics),
         deps: {
           directory: new Directory({ url: db.url, bindDn: db.bindDn, password: db.password }),
           serviceSubtree: db.serviceSubtree,
@@ -66,9 +79,16 @@ export async function startWorkers(
       }),
     );
   }
-  const done = Promise.all(workers.map((w) => w.run())).then(() => connection.close());
+  const port = options.metricsPort ?? (config.metrics.port || undefined);
+  const metricsServer = port === undefined ? undefined : await startMetricsServer(() => metrics.render(), { port, address: config.metrics.address });
+  if (metricsServer) productLog({ component: 'worker', node: config.environment }).info('metrics endpoint listening', { url: metricsServer.url });
+  const done = Promise.all(workers.map((w) => w.run()))
+    .then(() => connection.close())
+    .finally(() => metricsServer?.close());
   return {
     workers,
+    metrics,
+    ...(metricsServer ? { metricsServer } : {}),
     done,
     shutdown: async () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();

@@ -1,18 +1,19 @@
 /**
- * The Temporal SDK's own logging for this process: warnings and errors only by default (its INFO
- * lines — worker state changes, webpack output — drown the product's events); KVM_BACKUP_SDK_LOG_LEVEL
- * raises it for debugging. Installed once, before the first worker or native connection.
+ * The Temporal SDK's logging for this process goes through the product's log (logging.ts): workflow
+ * and activity lines follow the LOG_* switches; the SDK's own lines (worker state changes, webpack
+ * output) stay at warnings and errors unless KVM_BACKUP_SDK_LOG_LEVEL raises them, since its INFO
+ * lines drown the product's events. Installed once, before the first worker or native connection.
  */
-import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
+import { Runtime } from '@temporalio/worker';
+import { temporalLogger } from './logging.js';
 
 let installed = false;
 
 export function installRuntime(): void {
   if (installed) return;
   installed = true;
-  const level = (process.env['KVM_BACKUP_SDK_LOG_LEVEL'] ?? 'WARN').toUpperCase() as LogLevel;
   Runtime.install({
-    logger: new DefaultLogger(level),
+    logger: temporalLogger(),
     telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
   });
 }

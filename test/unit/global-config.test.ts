@@ -51,7 +51,7 @@ test('the seed template parses with every section and key', () => {
   assert.equal(c.service.syslogTag, 'Backup-KVM');
   assert.equal(c.gateway.user, 'provisioning');
   assert.equal(c.backup.exportCommand, 'cp -p');
-  assert.deepEqual(c.log, { debug: true, info: true, warning: true, err: true });
+  assert.deepEqual(c.log, { debug: true, info: true, warning: true, err: true, format: 'json' });
   assert.equal(c.backup.snapshotMethod, 'live');
   assert.equal(c.temporal.address, '127.0.0.1:7233');
 });
@@ -94,4 +94,22 @@ test('SERVER may be a URL; the environment overrides the Temporal address', () =
   const c = parseGlobalConfig(url, { ...noFiles, env: { TEMPORAL_ADDRESS: 'temporal:7233' } });
   assert.equal(c.database.url, 'ldaps://ldap.example.org:636');
   assert.equal(c.temporal.address, 'temporal:7233');
+});
+
+test('logs: LOG_FORMAT json (default) or syslog, the [Service] SYSLOG tag checked, LOG_* switches each on their own', () => {
+  const c = parseGlobalConfig(SEED.replace('LOG_DEBUG = 1', 'LOG_DEBUG = 0\nLOG_FORMAT = Syslog').replace('LOG_WARNING = 1', 'LOG_WARNING = no'), noFiles);
+  assert.deepEqual(c.log, { debug: false, info: true, warning: false, err: true, format: 'syslog' });
+  assert.equal(parseGlobalConfig(SEED.replace(/^LOG_.*$/gm, ''), noFiles).log.format, 'json');
+  assert.equal(parseGlobalConfig(SEED.replace('SYSLOG = Backup-KVM', 'SYSLOG ='), noFiles).service.syslogTag, 'Backup-KVM');
+  assert.throws(() => parseGlobalConfig(SEED.replace('LOG_ERR = 1', 'LOG_ERR = 1\nLOG_FORMAT = xml'), noFiles), (e: ConfigError) => e.code === 39 && /LOG_FORMAT "xml"/.test(e.message));
+  assert.throws(() => parseGlobalConfig(SEED.replace('SYSLOG = Backup-KVM', 'SYSLOG = Backup KVM'), noFiles), (e: ConfigError) => e.code === 39 && /SYSLOG/.test(e.message));
+});
+
+test('metrics: no endpoint unless [Metrics] PORT is set; ADDRESS defaults to every interface', () => {
+  assert.deepEqual(parseGlobalConfig(SEED, noFiles).metrics, { port: 0, address: '0.0.0.0' });
+  assert.deepEqual(parseGlobalConfig(`${SEED}\n[Metrics]\nPORT = 9464\nADDRESS = 10.0.0.5\n`, noFiles).metrics, { port: 9464, address: '10.0.0.5' });
+  assert.deepEqual(parseGlobalConfig(`${SEED}\n[Metrics]\nPORT = 9464\nADDRESS = ::\n`, noFiles).metrics, { port: 9464, address: '::' });
+  for (const bad of ['PORT = 70000', 'PORT = http', 'PORT = -1', 'ADDRESS = 10.0.0.5 # comment?', 'ADDRESS = a/b']) {
+    assert.throws(() => parseGlobalConfig(`${SEED}\n[Metrics]\n${bad}\n`, noFiles), (e: ConfigError) => e.code === 39, bad);
+  }
 });
