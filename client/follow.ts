@@ -7,6 +7,7 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { progressFromDetails } from '../core/progress.js';
 
 export interface CopyProgress {
   phase: string;
@@ -18,22 +19,13 @@ export interface CopyProgress {
   file?: string;
 }
 
-interface HeartbeatDetails {
-  current?: { name: string; bytes: number; total: number };
-  cur?: number;
-  end?: number;
-  disk?: string;
-}
-
-/** The progress of the running copy (or block job), from the pending activities' heartbeats. */
+/** The progress of the running copy (or block job), from the pending activities' latest heartbeats. */
 export async function copyProgress(handle: WorkflowHandle): Promise<Omit<CopyProgress, 'phase' | 'rateMiB'> | undefined> {
   const desc = await handle.describe();
   for (const a of desc.raw.pendingActivities ?? []) {
     const payload = a.heartbeatDetails?.payloads?.[0];
-    if (!payload) continue;
-    const d = defaultPayloadConverter.fromPayload<HeartbeatDetails>(payload as never);
-    if (d?.current) return { bytes: d.current.bytes, total: d.current.total, file: d.current.name };
-    if (d?.end) return { bytes: d.cur ?? 0, total: d.end, file: `block commit of ${d.disk ?? '?'}` };
+    const p = payload ? progressFromDetails(defaultPayloadConverter.fromPayload(payload as never)) : undefined;
+    if (p) return p;
   }
   return undefined;
 }
@@ -66,9 +58,12 @@ export async function follow<R>(
     const progress = (await handle.query<Record<string, unknown>>(queryName).catch(() => undefined)) ?? {};
     await options.onProgress?.(progress);
     const phase = String(progress['phase'] ?? 'starting');
-    const copy = await copyProgress(handle).catch(() => undefined);
+    // the workflow's own report (every few seconds, with its rate), else the latest heartbeat
+    const reported = progress['copy'] as { file?: string; bytes: number; total: number; rateMiB?: number } | undefined;
+    const copy = reported ?? (await copyProgress(handle).catch(() => undefined));
     const p: CopyProgress = { phase, ...(copy ?? {}) };
-    if (copy?.bytes !== undefined && last && last.file === copy.file && copy.bytes >= last.bytes) {
+    if (reported?.rateMiB !== undefined) p.rateMiB = reported.rateMiB;
+    else if (copy?.bytes !== undefined && last && last.file === copy.file && copy.bytes >= last.bytes) {
       p.rateMiB = (copy.bytes - last.bytes) / 2 ** 20 / ((Date.now() - last.at) / 1000);
     }
     if (copy?.bytes !== undefined) last = { at: Date.now(), bytes: copy.bytes, ...(copy.file ? { file: copy.file } : {}) };

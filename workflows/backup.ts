@@ -11,20 +11,20 @@
  * queue of the VM's node; directory activities on this workflow's own queue.
  */
 import {
-  ActivityCancellationType, CancellationScope, defineQuery, log, proxyActivities, setHandler, upsertSearchAttributes,
+  CancellationScope, defineQuery, defineSignal, log, proxyActivities, setHandler, upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { ControlActivities } from '../activities/control/index.js';
-import type { NodeActivities } from '../activities/node/index.js';
-import type { BackupContext, PreparedBackup, SnapshotResult } from '../core/backup-plan.js';
+import { stagingStateFile, type BackupContext, type PreparedBackup, type SnapshotResult } from '../core/backup-plan.js';
 import { Code } from '../core/exit-codes.js';
-import { codeOf, COMPENSATION_RETRY, DIRECTORY_RETRY, failure, LONG_STEP_RETRY, messageOf, STEP_RETRY } from '../core/failures.js';
+import { codeOf, DIRECTORY_RETRY, failure, messageOf } from '../core/failures.js';
 import type { SnapshotMethod } from '../core/global-config.js';
-import { nodeTaskQueue } from '../core/naming.js';
 import {
   BACKUP_STEPS, endedChanges, failedChanges, FINISHED, processedChanges, startedChanges, type BackupStep, type Phase,
 } from '../core/provisioning.js';
+import { PROGRESS_SIGNAL, type ProgressReport } from '../core/progress.js';
 import { SA } from '../core/search-attributes.js';
+import { nodeProxies } from './node-proxies.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
 
 export interface BackupRequest {
@@ -62,35 +62,25 @@ export interface BackupProgress {
   node?: string;
   times: Partial<Record<Phase, number>>;
   warnings: string[];
+  /** The running copy or block commit: bytes, total, rate (reported by the node every few seconds). */
+  copy?: ProgressReport;
 }
 
 export const backupProgressQuery = defineQuery<BackupProgress>('progress');
+export const progressReportSignal = defineSignal<[ProgressReport]>(PROGRESS_SIGNAL);
 
 const RUNNING_MODE: Record<BackupStep, string> = { snapshot: 'snapshotting', merge: 'merging', retain: 'retaining' };
 const DONE_MODE: Record<BackupStep, string> = { snapshot: 'snapshotted', merge: 'merged', retain: 'retained' };
 
 const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
 
-function nodeActivities(node: string, heartbeatTimeout: Duration, attempts?: number) {
-  const limit = (policy: typeof STEP_RETRY) => (attempts ? { ...policy, maximumAttempts: attempts } : policy);
-  const taskQueue = nodeTaskQueue(node);
-  const common = {
-    taskQueue,
-    // a node worker that is down (or restarting after a crash) gets this long per attempt
-    scheduleToStartTimeout: '10 minutes',
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  } as const;
-  return {
-    quick: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '10 minutes', retry: limit(STEP_RETRY) }),
-    long: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '24 hours', heartbeatTimeout, retry: limit(LONG_STEP_RETRY) }),
-    compensation: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '2 hours', heartbeatTimeout, retry: COMPENSATION_RETRY }),
-  };
-}
-
 export async function backupWorkflow(request: BackupRequest): Promise<BackupOutcome> {
   // the progress query answers from the start, also while the backup waits for the VM lock
   const progress: BackupProgress = { phase: 'waiting for the VM lock', times: {}, warnings: [] };
   setHandler(backupProgressQuery, () => progress);
+  setHandler(progressReportSignal, (r) => {
+    progress.copy = r;
+  });
   const vm = lockableVmOf(request.leafDn);
   return vm ? withVmLock(vm, 'backup', () => runBackup(request, progress)) : runBackup(request, progress);
 }
@@ -102,6 +92,7 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
   progress.phase = 'starting';
   const enter = (phase: string) => {
     progress.phase = phase;
+    delete progress.copy;
     upsertSearchAttributes([{ key: SA.phase, value: phase }]);
   };
 
@@ -140,14 +131,17 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     { key: SA.leaf, value: leafDn },
     ...(ctx.pool ? [{ key: SA.pool, value: ctx.pool }] : []),
   ]);
-  const node = nodeActivities(ctx.node, request.heartbeatTimeout ?? '1 minute', request.attempts);
+  const node = nodeProxies(ctx.node, {
+    ...(request.heartbeatTimeout ? { heartbeatTimeout: request.heartbeatTimeout } : {}),
+    ...(request.attempts ? { attempts: request.attempts } : {}),
+  });
   const method = request.snapshotMethod ?? ctx.configuration.config.snapshotMethod;
   const outcome: BackupOutcome = { leafDn, vm: leaf.vm, ou: leaf.ou, node: ctx.node, steps, times, bytes: 0, resumedBytes: 0, warnings, rotated: [] };
 
   let prepared: PreparedBackup | undefined;
   const prepare = async (purpose: BackupStep): Promise<PreparedBackup> => {
     enter('preflight');
-    const p = await node.quick.preflight(ctx, method, purpose);
+    const p = await node.quick(`preflight of ${leaf.vm} for ${purpose}: disks, free space, RAM disk`).preflight(ctx, method, purpose);
     warnings.push(...p.warnings);
     for (const w of p.warnings) log.warn(w, { leafDn });
     upsertSearchAttributes([{ key: SA.snapshotMethod, value: p.running ? p.plan.method : 'offline' }]);
@@ -158,7 +152,8 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     if (!prepared) return;
     const p = prepared;
     enter('compensating');
-    const { actions } = await CancellationScope.nonCancellable(() => node.compensation.ensureOnOwnImages(p));
+    const images = p.plan.disks.map((d) => d.path).join(', ');
+    const { actions } = await CancellationScope.nonCancellable(() => node.compensation(`put ${leaf.vm} back on ${images}, running`).ensureOnOwnImages(p));
     for (const a of actions) log.warn(`compensation: ${a}`, { leafDn });
   };
 
@@ -174,7 +169,9 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     try {
       if (step === 'snapshot') {
         enter('snapshot');
-        const snap = await node.long.takeSnapshot(prepared);
+        const p = prepared;
+        const what = p.running ? `RAM → ${stagingStateFile(p)}, ${p.plan.disks.map((d) => `${d.target} → ${d.overlay}`).join(', ')}` : 'shut off: no overlay';
+        const snap = await node.long(`${p.running ? p.plan.method : 'offline'} snapshot of ${leaf.vm}: ${what}`).takeSnapshot(p);
         outcome.method = snap.method;
         outcome.pauseMs = snap.pauseMs;
         times.downtime = Math.max(0, snap.pauseMs);
@@ -182,16 +179,19 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
         enter('copy to retain');
         const exported = await directory.exportLdif(leaf.vm);
         warnings.push(...exported.warnings);
-        const copied = await node.long.copyToRetain(prepared, exported.ldif);
+        const copied = await node
+          .long(`copy ${prepared.plan.disks.map((d) => d.path).join(', ')}, state, XML, LDIF → ${prepared.plan.retainDir}`)
+          .copyToRetain(prepared, exported.ldif);
         outcome.bytes += copied.bytes;
         outcome.resumedBytes += copied.resumedBytes;
         times.snapshot = snap.durationMs + copied.durationMs;
       } else if (step === 'merge') {
         enter('merge');
-        times.merge = (await node.long.mergeBack(prepared)).durationMs;
+        const commits = prepared.plan.disks.map((d) => `${d.overlay} → ${d.path}`).join(', ');
+        times.merge = (await node.long(`block commit ${commits}`).mergeBack(prepared)).durationMs;
       } else {
         enter('export');
-        const exported = await node.long.exportBackup(prepared);
+        const exported = await node.long(`copy ${prepared.plan.retainDir} → ${prepared.plan.backupDir}, manifest last`).exportBackup(prepared);
         outcome.bytes += exported.bytes;
         outcome.resumedBytes += exported.resumedBytes;
         times.retain = exported.durationMs;
@@ -210,7 +210,9 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     enter('rotate');
     currentMode = 'retained';
     try {
-      const rotation = await node.quick.rotateIterations(prepared.plan, prepared.plan.iterations);
+      const rotation = await node
+        .quick(`keep the ${prepared.plan.iterations} newest iterations in ${prepared.plan.backupVmDir}`)
+        .rotateIterations(prepared.plan, prepared.plan.iterations);
       outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
       await directory.updateLeaf(leafDn, { ...endedChanges(FINISHED, 0, times), ...processedChanges(new Date()) });
     } catch (e) {

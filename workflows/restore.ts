@@ -14,17 +14,17 @@
  */
 import type { Duration } from '@temporalio/common';
 import {
-  ActivityCancellationType, condition, defineQuery, defineSignal, proxyActivities, setHandler, upsertSearchAttributes,
+  condition, defineQuery, defineSignal, proxyActivities, setHandler, upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control/index.js';
-import type { NodeActivities } from '../activities/node/index.js';
 import type { RestoreResult, UnretainedLarge } from '../activities/node/restore/index.js';
 import { Code } from '../core/exit-codes.js';
-import { codeOf, DIRECTORY_RETRY, failure, LONG_STEP_RETRY, messageOf, STEP_RETRY } from '../core/failures.js';
-import { nodeTaskQueue } from '../core/naming.js';
+import { codeOf, DIRECTORY_RETRY, failure, messageOf } from '../core/failures.js';
 import { endedChanges, failedChanges, FINISHED, processedChanges, startedChanges, STEP_MODES } from '../core/provisioning.js';
 import type { RestorePlan, RestoreStep } from '../core/restore-plan.js';
+import { PROGRESS_SIGNAL, type ProgressReport } from '../core/progress.js';
 import { SA } from '../core/search-attributes.js';
+import { nodeProxies } from './node-proxies.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
 
 export interface RestoreRequest {
@@ -62,6 +62,8 @@ export interface RestoreProgress {
   backupDir?: string;
   warnings: string[];
   awaitingConfirmation: boolean;
+  /** The running copy: bytes, total, rate (reported by the node every few seconds). */
+  copy?: ProgressReport;
 }
 
 export const restoreProgressQuery = defineQuery<RestoreProgress>('progress');
@@ -70,28 +72,13 @@ export const confirmRestoreSignal = defineSignal<[boolean]>('confirmRestore');
 
 const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
 
-function nodeActivities(node: string, request: RestoreRequest) {
-  const limit = <T extends typeof STEP_RETRY>(policy: T) => (request.attempts ? { ...policy, maximumAttempts: request.attempts } : policy);
-  const common = {
-    taskQueue: nodeTaskQueue(node),
-    scheduleToStartTimeout: '10 minutes',
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  } as const;
-  return {
-    quick: proxyActivities<NodeActivities>({ ...common, startToCloseTimeout: '10 minutes', retry: limit(STEP_RETRY) }),
-    long: proxyActivities<NodeActivities>({
-      ...common,
-      startToCloseTimeout: '24 hours',
-      heartbeatTimeout: request.heartbeatTimeout ?? '1 minute',
-      retry: limit(LONG_STEP_RETRY),
-    }),
-  };
-}
-
 export async function restoreWorkflow(request: RestoreRequest): Promise<RestoreOutcome> {
   // query and signal answer from the start, also while the restore waits for the VM lock
   const progress: RestoreProgress = { phase: 'waiting for the VM lock', warnings: [], awaitingConfirmation: false };
   setHandler(restoreProgressQuery, () => progress);
+  setHandler(defineSignal<[ProgressReport]>(PROGRESS_SIGNAL), (r) => {
+    progress.copy = r;
+  });
   const confirmation: { decision?: boolean } = request.confirmed ? { decision: true } : {};
   setHandler(confirmRestoreSignal, (go) => {
     confirmation.decision ??= go;
@@ -108,6 +95,7 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
   progress.phase = 'starting';
   const enter = (phase: string) => {
     progress.phase = phase;
+    delete progress.copy;
     upsertSearchAttributes([{ key: SA.phase, value: phase }]);
   };
   upsertSearchAttributes([{ key: SA.operation, value: 'restore' }, { key: SA.leaf, value: leafDn }]);
@@ -127,14 +115,17 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
     throw failure(Code.CANNOT_LOCK_MACHINE, `cannot lock the leaf ${leafDn}: ${messageOf(e)}`, { leafDn });
   }
   let plan: RestorePlan;
-  let node: ReturnType<typeof nodeActivities>;
+  let node: ReturnType<typeof nodeProxies>;
   try {
     const ctx = await directory.loadBackupContext(leafDn);
-    node = nodeActivities(ctx.node, request);
+    node = nodeProxies(ctx.node, {
+      ...(request.heartbeatTimeout ? { heartbeatTimeout: request.heartbeatTimeout } : {}),
+      ...(request.attempts ? { attempts: request.attempts } : {}),
+    });
     progress.vm = ctx.leaf.vm;
     upsertSearchAttributes([{ key: SA.vm, value: ctx.leaf.vm }, { key: SA.node, value: ctx.node }, ...(ctx.pool ? [{ key: SA.pool, value: ctx.pool }] : [])]);
     enter('locate');
-    plan = await node.quick.locateBackup(ctx, request.withoutState, !(steps.length === 1 && steps[0] === 'cleanup'));
+    plan = await node.quick(`find backup ${ctx.leaf.ou} of ${ctx.leaf.vm}`).locateBackup(ctx, request.withoutState, !(steps.length === 1 && steps[0] === 'cleanup'));
     progress.backupDir = plan.backupDir;
   } catch (e) {
     return fail(e);
@@ -152,10 +143,10 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
     try {
       if (step === 'unretainSmallFiles') {
         enter('unretain small files');
-        progress.warnings.push(...(await node.quick.unretainSmallFiles(plan)).warnings);
+        progress.warnings.push(...(await node.quick(`copy ${plan.files.xml}, ${plan.files.ldif} → ${plan.retainDir}`).unretainSmallFiles(plan)).warnings);
       } else if (step === 'unretainLargeFiles') {
         enter('unretain large files');
-        large = await node.long.unretainLargeFiles(plan);
+        large = await node.long(`copy ${plan.files.state} and the images → ${plan.retainDir}, then check them`).unretainLargeFiles(plan);
         progress.warnings.push(...large.warnings);
         outcome.verified = large.verified;
         outcome.bytes += large.bytes;
@@ -163,20 +154,21 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
         outcome.copyMs += large.copyMs;
       } else if (step === 'restore') {
         // step by step, the checks ran in the previous step; they are cheap to repeat and find the files in place
-        large ??= await node.long.unretainLargeFiles(plan);
+        large ??= await node.long(`check the files in ${plan.retainDir}`).unretainLargeFiles(plan);
         enter('restore');
-        outcome.result = await node.long.restoreVm(plan, large);
+        const images = large.images.map((i) => `${i.file} → ${i.destination}`).join(', ');
+        outcome.result = await node.long(`stop ${plan.vm}, ${images}, ${plan.withoutState ? 'define and start' : 'restore its RAM state'}`).restoreVm(plan, large);
         progress.warnings.push(...outcome.result.warnings);
         enter('remove retain files');
-        await node.quick.cleanupRetain(plan);
+        await node.quick(`remove ${plan.retainDir}`).cleanupRetain(plan);
       } else {
         enter('cleanup');
-        await node.quick.cleanupRetain(plan);
+        await node.quick(`remove ${plan.retainDir}`).cleanupRetain(plan);
       }
       await answer(step, i === steps.length - 1);
     } catch (e) {
       // in one go nothing is left half-unretained: a failed restore before the VM was touched cleans up
-      if (oneGo && step !== 'restore') await node.quick.cleanupRetain(plan).catch(() => undefined);
+      if (oneGo && step !== 'restore') await node.quick(`remove ${plan.retainDir}`).cleanupRetain(plan).catch(() => undefined);
       return fail(e);
     }
 
@@ -190,7 +182,7 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
         mode = STEP_MODES.cleanup[0];
         await directory.updateLeaf(leafDn, startedChanges(mode));
         try {
-          await node.quick.cleanupRetain(plan);
+          await node.quick(`remove ${plan.retainDir}`).cleanupRetain(plan);
         } catch (e) {
           return fail(e);
         }

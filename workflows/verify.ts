@@ -3,13 +3,12 @@
  * `qemu-img check` of each image, the state file. Changes nothing, so it needs no VM lock and
  * writes nothing to the leaf; the result (or the code of the first problem) is the workflow's.
  */
-import { ActivityCancellationType, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control/index.js';
-import type { NodeActivities } from '../activities/node/index.js';
 import type { VerifyRecord } from '../activities/node/restore/index.js';
-import { codeOf, DIRECTORY_RETRY, failure, messageOf, STEP_RETRY } from '../core/failures.js';
-import { nodeTaskQueue } from '../core/naming.js';
+import { codeOf, DIRECTORY_RETRY, failure, messageOf } from '../core/failures.js';
 import { SA } from '../core/search-attributes.js';
+import { nodeProxies } from './node-proxies.js';
 
 export interface VerifyRequest {
   leafDn: string;
@@ -21,18 +20,11 @@ export async function verifyWorkflow({ leafDn }: VerifyRequest): Promise<VerifyR
   upsertSearchAttributes([{ key: SA.operation, value: 'verify' }, { key: SA.leaf, value: leafDn }, { key: SA.phase, value: 'verify' }]);
   const ctx = await directory.loadBackupContext(leafDn);
   upsertSearchAttributes([{ key: SA.vm, value: ctx.leaf.vm }, { key: SA.node, value: ctx.node }]);
-  const node = proxyActivities<NodeActivities>({
-    taskQueue: nodeTaskQueue(ctx.node),
-    scheduleToStartTimeout: '10 minutes',
-    startToCloseTimeout: '12 hours',
-    heartbeatTimeout: '2 minutes',
-    // a damaged backup stays damaged: no retries for the codes that say so (STEP_RETRY knows them)
-    retry: { ...STEP_RETRY, maximumAttempts: 3 },
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  });
+  // a damaged backup stays damaged: the codes that say so are not retried (core/failures.ts)
+  const node = nodeProxies(ctx.node, { attempts: 3 });
   try {
-    const plan = await node.locateBackup(ctx);
-    const result = await node.verifyBackup(plan);
+    const plan = await node.quick(`find backup ${ctx.leaf.ou} of ${ctx.leaf.vm}`).locateBackup(ctx);
+    const result = await node.long(`hash every file of ${plan.backupDir}, qemu-img check, state file`).verifyBackup(plan);
     upsertSearchAttributes([{ key: SA.phase, value: 'done' }, { key: SA.exitCode, value: 0 }]);
     return { ...result, backupDir: plan.backupDir };
   } catch (e) {
