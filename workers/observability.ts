@@ -8,6 +8,7 @@
  * - for the control worker, the workflow interceptor module (workflows/interceptors.ts) and the
  *   `outcomes` sink it reports each backup, restore and delete end to.
  */
+import { performance } from 'node:perf_hooks';
 import { CancelledFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory, InjectedSinks, WorkerOptions } from '@temporalio/worker';
 import { codeOf, messageOf } from '../core/failures.js';
@@ -24,17 +25,18 @@ export function observeActivities(metrics: WorkerMetrics, o: { phases: boolean; 
         async execute(input, next) {
           Object.assign(subject, subjectOf(input.args));
           const info = ctx.info;
-          const started = Date.now();
-          metrics.activityStarted(info.taskQueue, started - info.currentAttemptScheduledTimestampMs);
+          metrics.activityStarted(info.taskQueue, Date.now() - info.currentAttemptScheduledTimestampMs);
+          // the monotonic clock: a step of a few ms must not read as 0 or go negative when NTP steps
+          const started = performance.now();
           const end = { taskQueue: info.taskQueue, activityType: info.activityType, ...(info.workflowType ? { workflowType: info.workflowType } : {}) };
           try {
             const result = await next(input);
-            const durationMs = Date.now() - started;
+            const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
             metrics.activityEnded({ ...end, outcome: 'success', durationMs, result }, o);
             ctx.log.debug('activity completed', { durationMs });
             return result;
           } catch (error) {
-            const durationMs = Date.now() - started;
+            const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
             const cancelled = error instanceof CancelledFailure || ctx.cancellationSignal.aborted;
             metrics.activityEnded({ ...end, outcome: cancelled ? 'cancelled' : 'failure', durationMs, error }, o);
             ctx.log.warn(cancelled ? 'activity cancelled' : 'activity attempt failed', { code: codeOf(error), error: messageOf(error), durationMs });
