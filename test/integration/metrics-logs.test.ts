@@ -3,13 +3,19 @@
  * moves the success count (code 0), the bytes copied, the guest pause, the phase durations and the
  * queue lag, read over HTTP from /metrics; a backup that fails in preflight (a disk LDAP has and
  * the domain lacks, 33) moves the failure count with its code. The same run's log lines name the
- * VM, the leaf and the workflow.
+ * VM, the leaf and the workflow. And `kvm-backup worker --metrics-port N`, as systemd runs it:
+ * JSON lines on stdout, the endpoint up, a clean exit on SIGTERM.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Code } from '../../core/exit-codes.js';
 import { nodeTaskQueue, vmDn } from '../../core/naming.js';
+import { freePort } from '../../stack/daemon.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { configureLogging } from '../../workers/logging.js';
 import { startWorkers } from '../../workers/run-workers.js';
@@ -138,4 +144,50 @@ test('a backup and a failed backup move the counters the worker serves on /metri
   const attempt = await lineWhere(lines, (l) => l['msg'] === 'activity attempt failed' && l['activity'] === 'preflight');
   assert.deepEqual([attempt['component'], attempt['node'], attempt['vm'], attempt['leafDn']], ['activity', w.node, w.vm, failing.dn]);
   assert.match(String(attempt['workflowId']), new RegExp(`^test-backup/${w.vm}/`));
+});
+
+test('kvm-backup worker --metrics-port: JSON log lines on stdout, /metrics served, exit 0 on SIGTERM', async () => {
+  const w = await createWorld({ label: 'metrics-cli', noVm: true });
+  cleanups.push(() => w.close());
+  const port = await freePort();
+  const cli = fileURLToPath(new URL('../../client/cli.js', import.meta.url));
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env['KVM_BACKUP_LOG_LEVEL'];
+  const child = spawn(process.execPath, [cli, 'worker', '--node-only', '--metrics-port', String(port), '--config', w.configFile], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // run-tests stops it if this test dies before it does
+  const pidDir = process.env['KVM_BACKUP_PID_DIR'];
+  if (pidDir) {
+    mkdirSync(pidDir, { recursive: true });
+    writeFileSync(join(pidDir, String(child.pid)), String(child.pid));
+  }
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!stdout.includes('workers running')) {
+      if (child.exitCode !== null || Date.now() > deadline) assert.fail(`the worker did not start: ${stdout}${stderr}`);
+      await sleep(50);
+    }
+    const listening = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l['msg'] === 'metrics endpoint listening');
+    assert.ok(listening, `a JSON line announces the endpoint: ${stdout}`);
+    assert.deepEqual([listening['level'], listening['component'], listening['node'], listening['url']], ['info', 'worker', w.node, `http://127.0.0.1:${port}/metrics`]);
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /# TYPE kvm_backup_guest_pause_seconds histogram/);
+  } finally {
+    child.kill('SIGTERM');
+    const code = await exited;
+    if (pidDir) rmSync(join(pidDir, String(child.pid)), { force: true });
+    assert.equal(code, 0, `exit code after SIGTERM; stderr: ${stderr}`);
+  }
 });
