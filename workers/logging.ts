@@ -58,6 +58,19 @@ export function stdoutIsJournal(env: Record<string, string | undefined> = proces
   }
 }
 
+let stdoutGuarded = false;
+
+/** A closed stdout (journald restarted, the reading end of a pipe gone) must not crash a worker mid-backup. */
+function writeStdout(line: string): void {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
+  process.stdout.write(`${line}\n`);
+}
+
 function defaults(): LogSettings {
   const forced = envLevel('KVM_BACKUP_LOG_LEVEL');
   return {
@@ -66,7 +79,7 @@ function defaults(): LogSettings {
     tag: 'Backup-KVM',
     sdkLevel: envLevel('KVM_BACKUP_SDK_LOG_LEVEL') ?? 'warn',
     journal: stdoutIsJournal(),
-    write: (line) => process.stdout.write(`${line}\n`),
+    write: writeStdout,
   };
 }
 
