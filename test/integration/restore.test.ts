@@ -19,6 +19,7 @@ import type { RestoreStep } from '../../core/restore-plan.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { confirmRestoreSignal, restoreProgressQuery } from '../../workflows/index.js';
 import { backupDirOf, backupNow, readLeaf, startRestore } from '../helpers/backup.js';
+import { failing } from '../helpers/faults.js';
 import { GuestData } from '../helpers/guest-data.js';
 import { startNodeWorkerProcess } from '../helpers/node-process.js';
 import { processed, request, startTestWatcher, waitForLeaf } from '../helpers/watcher.js';
@@ -252,4 +253,34 @@ test('through the watcher: the vm-manager cancels at the confirmation point (fin
   assert.equal((await readLeaf(w, leaf.dn)).returnValue, '0');
   assert.equal((await w.virsh.state(w.vm)).state, 'running');
   await data.assertImage(w.disks[0]!.path, 'vda', ['backed-up', 'later'], 'live image untouched');
+});
+
+test('the state cannot be restored: started anyway when the effective configuration says ForceStart, else 21', async () => {
+  // the pool's configuration (not the leaf, as the original read it) sets ForceStart
+  const w = await createWorld({ label: 'rs-force' });
+  const workers = await w.startWorkers({ wrapNodeDeps: (d) => ({ ...d, virsh: failing(d.virsh, 'restore', 99) }) });
+  cleanups.push(async () => {
+    await workers.shutdown();
+    await w.close();
+  });
+  const data = new GuestData(w);
+  await data.write('backed-up', 0xa1, '0', '2M');
+  const leaf = await backupNow(w);
+  await data.write('later', 0xb2, '4M', '1M');
+
+  const refused = await (await startRestore(w, { leafDn: leaf.dn, confirmed: true, attempts: 1 })).result().then(
+    () => assert.fail('without ForceStart the restore fails'),
+    (e: unknown) => e,
+  );
+  assert.equal(codeOf(refused), Code.CANNOT_RESTORE_MACHINE);
+  assert.deepEqual(await w.virsh.state(w.vm), { state: 'shut off', reason: 'unknown' }, 'left defined on the restored images');
+
+  await w.directory.modify(`ou=backup,sstVirtualMachinePool=${w.pool},ou=virtual machine pools,${DEMO_SERVICE_SUBTREE}`, {
+    sstVirtualizationVirtualMachineForceStart: 'TRUE',
+  });
+  const outcome = await (await startRestore(w, { leafDn: leaf.dn, confirmed: true, attempts: 1 })).result();
+  assert.equal(outcome.result?.how, 'forced');
+  assert.ok(outcome.warnings.some((m) => /started without it \(sstVirtualizationVirtualMachineForceStart\)/.test(m)), outcome.warnings.join('; '));
+  assert.deepEqual(await w.virsh.state(w.vm), { state: 'running', reason: 'booted' });
+  await data.assertImage(w.disks[0]!.path, 'vda', ['backed-up'], 'restored image');
 });

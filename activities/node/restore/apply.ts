@@ -107,7 +107,14 @@ export function createApply(deps: BackupNodeDeps) {
             await virsh.restore(`${plan.retainDir}/${plan.files.state}`);
             how = 'restored';
           } catch (e) {
-            if (!plan.forceStart) throw failure(Code.CANNOT_RESTORE_MACHINE, `virsh restore of ${plan.vm}: ${(e as Error).message}`);
+            if (!plan.forceStart) {
+              // the images are the backup's now: leave the VM defined on them (shut off) for the operator
+              const defined = await virsh.define(`${plan.retainDir}/${plan.files.xml}`).then(() => true, () => false);
+              throw failure(
+                Code.CANNOT_RESTORE_MACHINE,
+                `virsh restore of ${plan.vm}: ${(e as Error).message}; ${defined ? 'the VM is defined on the restored images, shut off' : 'the VM could not be defined either'} (sstVirtualizationVirtualMachineForceStart would start it without its state)`,
+              );
+            }
             warnings.push(`the state could not be restored (${(e as Error).message}); started without it (sstVirtualizationVirtualMachineForceStart)`);
             await defineAndStart(plan);
             how = 'forced';
