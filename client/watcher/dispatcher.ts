@@ -152,7 +152,7 @@ export class RequestDispatcher {
         ],
         staticSummary: `${dispatch.mode} of ${leaf.vm} (${leaf.ou})`,
       })));
-      log.info(`${dispatch.mode}: ${dispatch.workflow} ${workflowId}`, { dn: leaf.dn, runId: handle.firstExecutionRunId });
+      log.info(`${dispatch.mode}: ${dispatch.workflow} ${workflowId}`, { dn: leaf.dn, workflowId, runId: handle.firstExecutionRunId });
       return { kind: 'started', workflowId, runId: handle.firstExecutionRunId };
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError) return this.alreadyDone(leaf, dispatch, workflowId);
@@ -181,7 +181,7 @@ export class RequestDispatcher {
       return Array.isArray(v) ? String(v[0]) : v === undefined ? undefined : String(v);
     };
     if (e && attr('sstProvisioningState') === '0' && attr('sstProvisioningMode') === dispatch.mode) {
-      this.deps.log.info(`${dispatch.mode} already done by ${workflowId}; not run again, its answer written`, { dn: leaf.dn });
+      this.deps.log.info(`${dispatch.mode} already done by ${workflowId}; not run again, its answer written`, { dn: leaf.dn, workflowId });
       await this.write(leaf, { ...endedChanges(dispatch.doneMode, 0), ...processedChanges(this.now()) });
     }
     return { kind: 'already-done', workflowId };
