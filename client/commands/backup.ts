@@ -6,12 +6,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Code } from '../../core/exit-codes.js';
 import { SNAPSHOT_METHODS, type SnapshotMethod } from '../../core/global-config.js';
-import { leafDn, leafTimestamp, parseValidLeafDn, vmBackupDn, workflowIdForLeaf } from '../../core/naming.js';
+import { leafDn, leafTimestamp, vmBackupDn } from '../../core/naming.js';
 import { newLeafAttributes } from '../../core/provisioning.js';
-import { SA } from '../../core/search-attributes.js';
 import type { BackupOutcome } from '../../workflows/backup.js';
 import { CliError, type CliContext } from '../cli-context.js';
 import { follow } from '../follow.js';
+import { startLeafWorkflow } from '../start-leaf-workflow.js';
 import { resolveVm } from '../vm-ref.js';
 
 export async function backupCommand(ctx: CliContext, vmArg: string, o: { method?: string; follow: boolean }): Promise<number> {
@@ -30,18 +30,12 @@ export async function backupCommand(ctx: CliContext, vmArg: string, o: { method?
   const dn = leafDn(subtree, vm.vm, ou);
   await ctx.directory.add(dn, newLeafAttributes(ou, 'initialized'));
 
-  const client = await ctx.temporal();
-  const handle = await client.workflow.start('backupWorkflow', {
-    taskQueue: ctx.config.temporal.controlTaskQueue,
-    workflowId: workflowIdForLeaf(parseValidLeafDn(dn), 'backup'),
-    args: [{ leafDn: dn, ...(o.method ? { snapshotMethod: o.method } : {}) }],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    typedSearchAttributes: [
-      { key: SA.vm, value: vm.vm },
-      { key: SA.operation, value: 'backup' },
-      { key: SA.leaf, value: dn },
-    ],
-    staticSummary: `backup of ${vm.vm} (${ou}, kvm-backup CLI)`,
+  const handle = await startLeafWorkflow(ctx, {
+    workflow: 'backupWorkflow',
+    operation: 'backup',
+    leafDn: dn,
+    args: { leafDn: dn, ...(o.method ? { snapshotMethod: o.method } : {}) },
+    summary: `backup of ${vm.vm} (${ou})`,
   });
   if (!o.follow) {
     ctx.print(`backup ${ou} of ${vm.vm} started (workflow ${handle.workflowId})`, { vm: vm.vm, ou, leafDn: dn, workflowId: handle.workflowId });

@@ -6,11 +6,10 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { Code } from '../../core/exit-codes.js';
-import { parseValidLeafDn, workflowIdForLeaf } from '../../core/naming.js';
-import { SA } from '../../core/search-attributes.js';
 import type { RestoreOutcome } from '../../workflows/restore.js';
 import { CliError, type CliContext } from '../cli-context.js';
 import { follow } from '../follow.js';
+import { startLeafWorkflow } from '../start-leaf-workflow.js';
 import { chooseBackup, resolveVm } from '../vm-ref.js';
 
 export interface RestoreOptions {
@@ -34,20 +33,13 @@ export async function restoreCommand(ctx: CliContext, vmArg: string, o: RestoreO
   }
   const vm = await resolveVm(ctx, vmArg);
   const leaf = await chooseBackup(ctx, vm.vm, o.backup);
-  const client = await ctx.temporal();
-  const ref = parseValidLeafDn(leaf.dn);
-  const handle = await client.workflow.start('restoreWorkflow', {
-    taskQueue: ctx.config.temporal.controlTaskQueue,
-    workflowId: workflowIdForLeaf(ref, 'restore'),
-    args: [{ leafDn: leaf.dn, confirmed: o.yes, ...(o.withoutState ? { withoutState: true } : {}) }],
-    // a restore of this backup already running: follow it instead of starting a second one
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    typedSearchAttributes: [
-      { key: SA.vm, value: vm.vm },
-      { key: SA.operation, value: 'restore' },
-      { key: SA.leaf, value: leaf.dn },
-    ],
-    staticSummary: `restore of ${vm.vm} from ${leaf.ou} (kvm-backup CLI)`,
+  // a restore of this backup already running is followed instead of started twice
+  const handle = await startLeafWorkflow(ctx, {
+    workflow: 'restoreWorkflow',
+    operation: 'restore',
+    leafDn: leaf.dn,
+    args: { leafDn: leaf.dn, confirmed: o.yes, ...(o.withoutState ? { withoutState: true } : {}) },
+    summary: `restore of ${vm.vm} from ${leaf.ou}`,
   });
   if (!ctx.json) console.log(`restoring ${vm.vm} from backup ${leaf.ou} (workflow ${handle.workflowId})`);
   let asked = false;

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { value } from '../../core/ldap-entry.js';
-import { leafDn, vmBackupDn, vmDn } from '../../core/naming.js';
+import { leafDn, leafTimestamp, vmBackupDn, vmDn } from '../../core/naming.js';
 import { newLeafAttributes } from '../../core/provisioning.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { startWatcher, type RunningWatcher, type WatcherOptions } from '../../client/watcher/index.js';
@@ -39,7 +39,10 @@ export async function request(world: World, dn: string, mode: string): Promise<v
 /** A leaf as fc-brokerd creates it (any mode), for the world's VM or another. */
 export async function createLeaf(world: World, ou: string, mode: string, vm = world.vm): Promise<string> {
   const dn = leafDn(DEMO_SERVICE_SUBTREE, vm, ou);
-  await world.directory.add(dn, newLeafAttributes(ou, mode));
+  // a finished leaf is processed (stamped); `finished` with state 0 is the vm-manager's restore cancel
+  const attributes = newLeafAttributes(ou, mode);
+  if (mode === 'finished') attributes['sstProvisioningState'] = leafTimestamp(new Date());
+  await world.directory.add(dn, attributes);
   return dn;
 }
 
