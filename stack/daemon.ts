@@ -29,6 +29,11 @@ export interface DaemonOptions {
   ready: () => Promise<boolean>;
   readyTimeoutMs?: number;
   pollMs?: number;
+  /**
+   * SIGTERM the daemon when this process dies, even by SIGKILL (PDEATHSIG through `setpriv`, which
+   * execs it: the PID stays the daemon's). Not for libvirtd: QEMU would outlive it.
+   */
+  dieWithParent?: boolean;
 }
 
 export class DaemonError extends Error {
@@ -50,7 +55,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const log = openSync(options.logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(options.command, options.args, {
+    const [command, args] = options.dieWithParent
+      ? ['setpriv', ['--pdeathsig', 'TERM', '--', options.command, ...options.args]]
+      : [options.command, options.args];
+    child = spawn(command, args, {
       stdio: ['ignore', log, log],
       env: options.env ?? process.env,
       cwd: options.cwd,

@@ -82,6 +82,7 @@ export async function startSlapd(options: SlapdOptions): Promise<Slapd> {
   const url = `ldap://127.0.0.1:${options.port}`;
   const daemon = await startDaemon({
     name: 'slapd',
+    dieWithParent: true,
     command: 'slapd',
     args: ['-h', `${url}/`, '-f', conf, '-d', '0'],
     logFile: join(options.dir, 'slapd.log'),

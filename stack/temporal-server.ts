@@ -44,6 +44,7 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
   const address = `${ip}:${options.port}`;
   const daemon = await startDaemon({
     name: 'temporal',
+    dieWithParent: true,
     command: temporalCli(),
     args,
     logFile: options.logFile,
