@@ -49,6 +49,9 @@ export async function runDev(o: DevOptions): Promise<void> {
   const disk = join(virtualizationRoot, 'vm-persistent', DEMO_POOL, `${DEMO_VM}-vda.qcow2`);
   const ramDisk = '/dev/shm/kvm-backup-demo';
   mkdirSync(ramDisk, { recursive: true });
+  // the demo configuration's backup and retain roots, so `kvm-backup doctor` finds them from the start
+  mkdirSync(join(dir, 'backup', 'virtualization'), { recursive: true });
+  mkdirSync(join(virtualizationRoot, 'retain'), { recursive: true });
 
   for (const [what, port] of [['Temporal', o.temporalPort], ['Temporal UI', o.uiPort], ['LDAP', o.ldapPort]] as const) {
     if (await portOpen(port)) throw new Error(`port ${port} for ${what} is already in use (another kvm-backup dev or Temporal running?)`);
