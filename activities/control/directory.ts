@@ -89,7 +89,15 @@ export class Directory {
         }),
     );
     if (list.length === 0) return;
-    await this.withClient((c) => c.modify(dn, list));
+    await this.withClient(async (c) => {
+      try {
+        await c.modify(dn, list);
+      } catch (e) {
+        // a leaf that is gone stays gone: not worth retrying
+        if (e instanceof NoSuchObjectError) throw failure(Code.CANNOT_WORK_ON_UNDEFINED_OBJECT, `no entry ${dn} in the directory`);
+        throw e;
+      }
+    });
   }
 
   async add(dn: string, attributes: Record<string, string | string[]>): Promise<void> {

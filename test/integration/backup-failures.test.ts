@@ -101,3 +101,20 @@ test('export: a copy to the backup root that fails is 7; the VM is already back 
   }));
   await expectFailure(w, Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, 'retaining');
 });
+
+test('a leaf that does not exist: 22 at once, not after minutes of retries', async () => {
+  const w = await createWorld({ label: 'fail-noleaf', noVm: true });
+  const workers = await w.startWorkers();
+  cleanups.push(async () => {
+    await workers.shutdown();
+    await w.close();
+  });
+  const started = Date.now();
+  const error = await (await startBackup(w, { leafDn: `ou=20200101T000000Z,ou=backup,${vmDn(DEMO_SERVICE_SUBTREE, w.vm)}` })).result().then(
+    () => assert.fail('the backup should have failed'),
+    (e: unknown) => e,
+  );
+  assert.equal(codeOf(error), Code.CANNOT_LOCK_MACHINE);
+  assert.match(String((error as WorkflowFailedError).cause?.message), /no entry ou=20200101T000000Z/);
+  assert.ok(Date.now() - started < 15_000, `failed after ${Date.now() - started} ms`);
+});
