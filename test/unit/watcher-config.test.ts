@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -9,8 +9,9 @@ import { BEGINNING_CSN } from '../../core/csn.js';
 
 const CSN = '20261127021447.601862Z#000000#000#000000';
 
-test('the cookie file: default cookie when missing, the original format, rid kept, written whole', async () => {
+test('the cookie file: default cookie when missing, the original format, rid kept, written whole', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kvm-backup-cookie-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'sub', 'cookie');
   const store = new CookieStore(file, 'rid=001,csn=');
   assert.equal(await store.read(), BEGINNING_CSN);
