@@ -59,6 +59,20 @@ export interface World {
 
 const PASSWORD = 'test-secret';
 
+/** A file disk of `vm` in the directory (an extra disk, or one the domain does not have). */
+export async function addDiskEntry(directory: Directory, vm: string, target: string, path: string): Promise<void> {
+  await directory.add(`sstDisk=${target},ou=devices,${vmDn(DEMO_SERVICE_SUBTREE, vm)}`, {
+    objectClass: ['top', 'sstVirtualizationVirtualMachineDisk'],
+    sstDisk: target,
+    sstDevice: 'disk',
+    sstType: 'file',
+    sstTargetBus: 'virtio',
+    sstDriverName: 'qemu',
+    sstDriverType: 'qcow2',
+    sstSourceFile: path,
+  });
+}
+
 export async function createWorld(o: WorldOptions): Promise<World> {
   const dir = testDir(o.label);
   openPath(dir);
@@ -130,18 +144,7 @@ export async function createWorld(o: WorldOptions): Promise<World> {
   });
   const directory = new Directory({ url: config.database.url, bindDn: config.database.bindDn, password: config.database.password });
 
-  for (const d of disks.slice(1)) {
-    await directory.add(`sstDisk=${d.target},ou=devices,${vmDn(DEMO_SERVICE_SUBTREE, vm)}`, {
-      objectClass: ['top', 'sstVirtualizationVirtualMachineDisk'],
-      sstDisk: d.target,
-      sstDevice: 'disk',
-      sstType: 'file',
-      sstTargetBus: 'virtio',
-      sstDriverName: 'qemu',
-      sstDriverType: 'qcow2',
-      sstSourceFile: d.path,
-    });
-  }
+  for (const d of disks.slice(1)) await addDiskEntry(directory, vm, d.target, d.path);
 
   const virsh = new Virsh(LIBVIRT_URI);
   const domain = o.noVm

@@ -18,7 +18,7 @@ import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { addLeaf, readLeaf, startBackup } from '../helpers/backup.js';
 import { failing, failingFn } from '../helpers/faults.js';
 import { GuestData } from '../helpers/guest-data.js';
-import { createWorld, type World } from '../helpers/world.js';
+import { addDiskEntry, createWorld, type World } from '../helpers/world.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -63,14 +63,7 @@ async function expectFailure(w: World, code: number, mode: string, prepare?: () 
 test('preflight: a disk in LDAP that the domain lacks is 33, nothing touched', async () => {
   const w = await world('fail-preflight');
   await expectFailure(w, Code.BACKEND_XML_UNCONSISTENCY, 'snapshotting', () =>
-    w.directory.add(`sstDisk=vdz,ou=devices,${vmDn(DEMO_SERVICE_SUBTREE, w.vm)}`, {
-      objectClass: ['top', 'sstVirtualizationVirtualMachineDisk'],
-      sstDisk: 'vdz',
-      sstDevice: 'disk',
-      sstType: 'file',
-      sstTargetBus: 'virtio',
-      sstSourceFile: `${w.dir}/not-attached.qcow2`,
-    }),
+    addDiskEntry(w.directory, w.vm, 'vdz', `${w.dir}/not-attached.qcow2`),
   );
 });
 

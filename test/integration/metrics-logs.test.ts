@@ -14,13 +14,12 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Code } from '../../core/exit-codes.js';
-import { nodeTaskQueue, vmDn } from '../../core/naming.js';
+import { nodeTaskQueue } from '../../core/naming.js';
 import { freePort } from '../../stack/daemon.js';
-import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { configureLogging } from '../../workers/logging.js';
 import { startWorkers } from '../../workers/run-workers.js';
 import { addLeaf, backupNow, startBackup } from '../helpers/backup.js';
-import { createWorld } from '../helpers/world.js';
+import { addDiskEntry, createWorld } from '../helpers/world.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -120,14 +119,7 @@ test('a backup and a failed backup move the counters the worker serves on /metri
   assert.equal(finished['code'], 0);
 
   // ---- a backup that fails in preflight: 33 ------------------------------------------------------
-  await w.directory.add(`sstDisk=vdz,ou=devices,${vmDn(DEMO_SERVICE_SUBTREE, w.vm)}`, {
-    objectClass: ['top', 'sstVirtualizationVirtualMachineDisk'],
-    sstDisk: 'vdz',
-    sstDevice: 'disk',
-    sstType: 'file',
-    sstTargetBus: 'virtio',
-    sstSourceFile: `${w.dir}/not-attached.qcow2`,
-  });
+  await addDiskEntry(w.directory, w.vm, 'vdz', `${w.dir}/not-attached.qcow2`);
   const failing = await addLeaf(w);
   await assert.rejects((await startBackup(w, { leafDn: failing.dn, attempts: 1 })).result());
   const bad = await scrapeUntil(url, (s) => sample(s, 'kvm_backup_operations_total', op('failure', Code.BACKEND_XML_UNCONSISTENCY)) >= 1);
