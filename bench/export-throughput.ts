@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { copyFile } from '../activities/node/copy.js';
+import { copyFile } from '../adapters/host/copy.js';
 import { VAR_DIR } from '../stack/paths.js';
 import { dropCaches, fmt, machine, median, table, timed } from './lib.js';
 

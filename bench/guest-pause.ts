@@ -14,13 +14,9 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createMerge } from '../activities/node/backup/merge.js';
-import { createSnapshot } from '../activities/node/backup/snapshot.js';
-import type { BackupNodeDeps } from '../activities/node/backup/deps.js';
-import { copyFile } from '../activities/node/copy.js';
-import { Files } from '../activities/node/files.js';
-import { Images } from '../activities/node/images.js';
-import { Virsh } from '../activities/node/virsh.js';
+import { createNodeActivities } from '../activities/node/index.js';
+import { Virsh } from '../adapters/host/virsh.js';
+import { nodeDeps } from '../workers/node-worker.js';
 import { resolveBackupConfiguration } from '../core/backup-config.js';
 import { planBackup, type PreparedBackup } from '../core/backup-plan.js';
 import type { SnapshotMethod } from '../core/global-config.js';
@@ -38,8 +34,9 @@ const sizes = args.sizes!.split(',').map(Number);
 const virsh = new Virsh(LIBVIRT_URI);
 const dir = join(VAR_DIR, 'bench', 'guest-pause');
 
-function deps(liveMaxDowntimeMs: number): BackupNodeDeps {
-  return { virsh, images: new Images(), files: new Files(), copy: copyFile, libvirtUri: LIBVIRT_URI, virtualizationRoot: dir, defaultMethod: 'live', copyRateMiB: 0, liveMaxDowntimeMs };
+/** The node's steps as a node worker runs them, with QEMU's downtime limit for the live snapshot. */
+function steps(liveMaxDowntimeMs: number) {
+  return createNodeActivities(nodeDeps({ environment: 'bench', libvirtUri: LIBVIRT_URI, virtualizationRoot: dir, defaultMethod: 'live', copyRateMiB: 0, liveMaxDowntimeMs }));
 }
 
 /** The product's live method, the same with QEMU's default downtime limit, and the original's method. */
@@ -115,10 +112,10 @@ async function main(): Promise<void> {
             );
             const prepared: PreparedBackup = { plan, running: true, memoryKiB: memoryMiB * 1024, staging: 'ramdisk', warnings: [] };
             const t = Date.now();
-            const snap = await createSnapshot(deps(downtimeMs)).takeSnapshot(prepared);
+            const snap = await steps(downtimeMs).takeSnapshot(prepared);
             walls[label]!.push(Date.now() - t);
             pauses[label]!.push(snap.pauseMs);
-            await createMerge(deps(downtimeMs)).mergeBack(prepared);
+            await steps(downtimeMs).mergeBack(prepared);
             rmSync(prepared.plan.stagingStateFile, { force: true });
             rmSync(join(dir, 'retain'), { recursive: true, force: true });
             console.error(`${memoryMiB} MiB ${label} run ${i + 1}: pause ${snap.pauseMs} ms`);

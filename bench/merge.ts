@@ -1,5 +1,5 @@
 /**
- * Merge time: the product's block commit (activities/node/backup/merge.ts: the overlay's writes go back
+ * Merge time: the product's merge step (activities/node/backup/merge.ts: the overlay's writes go back
  * into the image, then a pivot) against the original's block pull (the whole image is copied into the
  * overlay, `virsh blockpull --wait`), on a running VM with a fully allocated 2 GiB disk and 64 MiB
  * written into the overlay during the "backup".
@@ -10,11 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createMerge } from '../activities/node/backup/merge.js';
-import { copyFile } from '../activities/node/copy.js';
-import { Files } from '../activities/node/files.js';
-import { Images } from '../activities/node/images.js';
-import { Virsh } from '../activities/node/virsh.js';
+import { createNodeActivities } from '../activities/node/index.js';
+import { Virsh } from '../adapters/host/virsh.js';
 import { resolveBackupConfiguration } from '../core/backup-config.js';
 import { planBackup, type PreparedBackup } from '../core/backup-plan.js';
 import { makeEntry } from '../core/ldap-entry.js';
@@ -22,6 +19,7 @@ import { leafDn, leafTimestamp, parseValidLeafDn } from '../core/naming.js';
 import { domainType, ensureLibvirt, LIBVIRT_URI } from '../stack/libvirt.js';
 import { VAR_DIR } from '../stack/paths.js';
 import { guestWrite, openPath, tinyDomainXml } from '../stack/tiny-vm.js';
+import { nodeDeps } from '../workers/node-worker.js';
 import { fmt, machine, median, table, timed } from './lib.js';
 
 const { values: args } = parseArgs({
@@ -67,9 +65,8 @@ async function main(): Promise<void> {
   await virsh.define(xmlFile);
   writeFileSync(xmlFile, await virsh.dumpXml(name, { inactive: true })); // with its UUID, for redefining
   await virsh.start(name);
-  const merge = createMerge({
-    virsh, images: new Images(), files: new Files(), copy: copyFile, libvirtUri: LIBVIRT_URI, virtualizationRoot: dir, defaultMethod: 'live', copyRateMiB: 0, liveMaxDowntimeMs: 20,
-  });
+  // the node's merge step as a node worker runs it
+  const merge = createNodeActivities(nodeDeps({ environment: 'bench', libvirtUri: LIBVIRT_URI, virtualizationRoot: dir, defaultMethod: 'live', copyRateMiB: 0, liveMaxDowntimeMs: 20 }));
   const commitMs: number[] = [];
   const pullMs: number[] = [];
   try {

@@ -1,8 +1,8 @@
 /**
- * The CLI reads a leaf's context (VM, node, disks, effective configuration) with the very code the
- * control worker uses, and finds where its iteration lies. Failures keep their exit codes.
+ * The CLI reads a leaf's context (VM, node, disks, effective configuration) through the same
+ * directory model the control worker uses, and finds where its iteration lies on this node.
+ * Failures keep their exit codes.
  */
-import { createBackupLeafActivities } from '../activities/control/backup-leaf.js';
 import type { BackupContext } from '../core/backup-plan.js';
 import { codeOf, messageOf } from '../core/failures.js';
 import { leafDn } from '../core/naming.js';
@@ -10,10 +10,8 @@ import { expectedBackupDir } from '../core/restore-plan.js';
 import { CliError, type CliContext } from './cli-context.js';
 
 export async function backupContext(ctx: CliContext, vm: string, ou: string): Promise<BackupContext> {
-  const db = ctx.config.database;
-  const leaf = createBackupLeafActivities({ directory: ctx.directory, serviceSubtree: db.serviceSubtree, cloudWideConfigurationDn: db.cloudWideConfigurationDn });
   try {
-    return await leaf.loadBackupContext(leafDn(db.serviceSubtree, vm, ou));
+    return await ctx.directory.loadBackupContext(leafDn(ctx.config.database.serviceSubtree, vm, ou));
   } catch (e) {
     throw new CliError(codeOf(e), messageOf(e));
   }

@@ -3,9 +3,9 @@
  * client. `close()` releases what was opened, so the command's process can end.
  */
 import type { Client } from '@temporalio/client';
-import { Directory } from '../activities/control/directory.js';
+import { StoneyDirectory } from '../adapters/ldap/stoney-directory.js';
 import type { GlobalConfig } from '../core/global-config.js';
-import { connectClient } from '../workers/temporal.js';
+import { connectClient } from '../adapters/temporal/connection.js';
 import { loadGlobalConfig } from './config-file.js';
 
 /** A failure the CLI reports as one line and an exit code (from the product's table where one fits). */
@@ -21,7 +21,7 @@ export class CliError extends Error {
 
 export class CliContext {
   #config?: GlobalConfig;
-  #directory?: Directory;
+  #directory?: StoneyDirectory;
   #client?: Client;
 
   constructor(
@@ -33,9 +33,9 @@ export class CliContext {
     return (this.#config ??= loadGlobalConfig(this.configFile));
   }
 
-  get directory(): Directory {
-    const db = this.config.database;
-    return (this.#directory ??= new Directory({ url: db.url, bindDn: db.bindDn, password: db.password }));
+  /** The stoney cloud directory, a bind per call. */
+  get directory(): StoneyDirectory {
+    return (this.#directory ??= StoneyDirectory.fromConfig(this.config.database));
   }
 
   async temporal(): Promise<Client> {

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/global-config.js';
 import { configPath, loadGlobalConfig } from './config-file.js';
-import { runDev } from './dev.js';
+import { runDev } from '../stack/dev.js';
 import { startWatcher } from './watcher/index.js';
 import { watcherOptionsFromIni } from './watcher/ini-options.js';
 import { consoleLog } from './watcher/log.js';

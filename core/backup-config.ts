@@ -58,7 +58,7 @@ export interface ResolvedBackupConfiguration {
   origin: Record<string, 'entry' | 'default'>;
 }
 
-/** The seed's defaults ("Mandatory Configuration-Parameters", prov-backup-kvm wiki). */
+/** The seed's defaults (docs/configuration.md). */
 export const SEED_DEFAULTS: Omit<BackupConfiguration, 'cron' | 'snapshotMethod'> = {
   iterations: 1,
   rootDirectory: 'file:///var/backup/virtualization',

@@ -5,9 +5,8 @@
  */
 import type { ResolvedBackupConfiguration } from './backup-config.js';
 import type { SnapshotMethod } from './global-config.js';
-import {
-  basename, dirname, fileNames, fileUriToPath, intermediatePath, iterationDirectory, joinPath, ramDiskPath, type LeafRef,
-} from './naming.js';
+import { diskNames, iterationDirs, iterationFiles, overlayPath, stagingStatePath } from './layout.js';
+import { joinPath, ramDiskPath, type LeafRef } from './naming.js';
 
 /** One disk as the directory describes it (sstDevice=disk), in directory order. */
 export interface LdapDisk {
@@ -67,29 +66,18 @@ export interface BackupPlan {
   imageFormat: string;
 }
 
-/**
- * Names of the disks in retain/backup: the image's basename as the original used it, except where two
- * disks of the VM share a basename (disks in different directories): then `<target>-<basename>`.
- */
-export function diskNames(disks: LdapDisk[]): string[] {
-  const counts = new Map<string, number>();
-  for (const d of disks) counts.set(basename(d.path), (counts.get(basename(d.path)) ?? 0) + 1);
-  return disks.map((d) => (counts.get(basename(d.path))! > 1 ? `${d.target}-${basename(d.path)}` : basename(d.path)));
-}
-
-export function overlayPath(imagePath: string, ou: string): string {
-  return joinPath(dirname(imagePath), `${basename(imagePath)}.overlay-${ou}`);
-}
-
 export function planBackup(ctx: BackupContext, options: { virtualizationRoot: string; method: SnapshotMethod }): BackupPlan {
   const { leaf, configuration } = ctx;
   const c = configuration.config;
   if (ctx.disks.length === 0) throw new Error(`VM ${leaf.vm} has no disk in the directory`);
-  const retainRoot = fileUriToPath(c.retainDirectory, 'sstBackupRetainDirectory');
-  const backupRoot = fileUriToPath(c.rootDirectory, 'sstBackupRootDirectory');
-  const intermediate = intermediatePath(ctx.disks[0]!.path, leaf.vm, leaf.ou, options.virtualizationRoot);
-  const retainDir = iterationDirectory(retainRoot, intermediate);
-  const backupDir = iterationDirectory(backupRoot, intermediate);
+  const dirs = iterationDirs({
+    vm: leaf.vm,
+    ou: leaf.ou,
+    disks: ctx.disks,
+    rootDirectoryUri: c.rootDirectory,
+    retainDirectoryUri: c.retainDirectory,
+    virtualizationRoot: options.virtualizationRoot,
+  });
   const ramDisk = ramDiskPath(c.ramDiskLocation);
   const names = diskNames(ctx.disks);
   return {
@@ -98,16 +86,11 @@ export function planBackup(ctx: BackupContext, options: { virtualizationRoot: st
     leafDn: leaf.dn,
     node: ctx.node,
     method: options.method,
-    intermediate,
-    retainRoot,
-    backupRoot,
-    retainDir,
-    backupDir,
-    backupVmDir: dirname(backupDir),
+    ...dirs,
     ramDisk,
-    stagingStateFile: joinPath(ramDisk, `kvm-backup-${leaf.vm}-${leaf.ou}.state`),
+    stagingStateFile: stagingStatePath(ramDisk, leaf.vm, leaf.ou),
     disks: ctx.disks.map((d, i) => ({ ...d, overlay: overlayPath(d.path, leaf.ou), name: names[i]! })),
-    files: { state: fileNames.state(leaf.vm), xml: fileNames.xml(leaf.vm), ldif: fileNames.ldif(leaf.vm), manifest: fileNames.manifest },
+    files: iterationFiles(leaf.vm),
     bandwidthMiB: c.bandwidthMerge,
     iterations: c.iterations,
     images: { owner: c.imageOwner, group: c.imageGroup, mode: c.imagePermission },

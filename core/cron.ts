@@ -1,6 +1,6 @@
 /**
  * The backup schedule of a VM (sstCron* on its effective configuration entry) as a five-field cron
- * expression for a Temporal Schedule, with fc-brokerd's validity rules (vm.cpp createTime):
+ * expression for a Temporal Schedule, with fc-brokerd's validity rules (docs/ldap-protocol.md, the scheduler):
  * sstCronActive must be TRUE, every field set, sstCronMinute not '*' (a backup every minute is a
  * typo, not a plan), and one of sstCronDay / sstCronDayOfWeek '*' (cron's "either day matches"
  * rule for two restricted day fields is not implemented by Temporal, and the broker refused it too).

@@ -1,7 +1,7 @@
 /**
  * Which workflow answers which request on a backup leaf: the one table the watcher (and anything
  * else that starts work from a leaf) reads. A leaf asks by setting sstProvisioningMode to a request
- * mode with sstProvisioningState = 0 (original §2.2).
+ * mode with sstProvisioningState = 0 (docs/ldap-protocol.md).
  *
  * - The standard modes are the step-by-step protocol of fc-brokerd and vm-manager: exactly that one
  *   step runs, answering `…ing`, then `…ed` with its return value.
@@ -19,7 +19,7 @@
  * Pure: no Temporal client here, only names, so the lead's restore workflow plugs in by name.
  */
 import { workflowIdForLeaf, type LeafRef, type Operation } from './naming.js';
-import { FINISHED, STEP_MODES, type StepMode } from './provisioning.js';
+import { FINISHED, INITIALIZED, ONE_GO_BACKUP, STEP_MODES, type StepMode } from './provisioning.js';
 
 /** Workflow types a leaf can start (registered by the control worker under these names). */
 export type LeafWorkflow = 'backupWorkflow' | 'restoreWorkflow' | 'deleteWorkflow';
@@ -27,10 +27,10 @@ export type LeafWorkflow = 'backupWorkflow' | 'restoreWorkflow' | 'deleteWorkflo
 export type ReusePolicy = 'failed-only' | 'always';
 
 /** The request modes: the seed's step modes plus the one-go extension. */
-export const ONE_GO_MODE = 'backup';
+export const ONE_GO_MODE = ONE_GO_BACKUP;
 /**
  * The vm-manager cancels a restore at its confirmation point by writing `finished` with state 0
- * (VmController.php:1616-1633); only that writes `finished` without the processed stamp. It is a
+ * (docs/restore.md, Confirmation); only that writes `finished` without the processed stamp. It is a
  * request to remove what the restore unretained (the original left those files behind).
  */
 export const VM_MANAGER_CANCEL_MODE = FINISHED;
@@ -70,7 +70,7 @@ export const REQUEST_MODES = Object.keys(TABLE) as RequestMode[];
  * broker's): seen with state 0 they are echoes of work in progress and are ignored, never answered 18.
  */
 export const ANSWER_MODES: ReadonlySet<string> = new Set(
-  ['initialized', ...Object.values(STEP_MODES).flatMap(([running, done]) => [running, done])].filter((m) => m !== VM_MANAGER_CANCEL_MODE),
+  [INITIALIZED, ...Object.values(STEP_MODES).flatMap(([running, done]) => [running, done])].filter((m) => m !== VM_MANAGER_CANCEL_MODE),
 );
 
 export function dispatchFor(mode: string): Dispatch | undefined {

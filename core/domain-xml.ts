@@ -1,7 +1,7 @@
 /**
  * The few things we read from and change in libvirt domain XML: the disks (device, type, target,
  * source, backing chain) and, for the classic method's `restore --xml`, the disk sources and the
- * empty `<backingStore/>` that must go (lab notes §4e: keeping it makes QEMU open the overlay
+ * empty `<backingStore/>` that must go (docs/backup.md: keeping it makes QEMU open the overlay
  * without its backing file, and the guest sees a blank disk). libvirt's own output is regular
  * enough that a careful scan beats pulling in an XML library.
  */

@@ -1,6 +1,6 @@
 /**
  * The product's public error vocabulary: the exit codes of the original prov-backup-kvm
- * (seed wiki, KVMConstants.pm), numbers and names unchanged so vm-manager and operators keep
+ * (the original's, docs/exit-codes.md), numbers and names unchanged so vm-manager and operators keep
  * reading them. 14 is a gap in the original and stays one.
  *
  * `retryable` says whether trying the same step again, unchanged, can succeed (I/O hiccups,

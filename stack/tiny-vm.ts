@@ -1,12 +1,12 @@
 /**
  * A tiny no-OS VM (SeaBIOS idles at "No bootable device") with real qcow2 disks: enough for libvirt
  * to save, snapshot, block-commit and restore it, and for HMP qemu-io to write known bytes into its
- * disks while it runs (lab notes §3, §4g).
+ * disks while it runs (docs/architecture.md, test/; a write is seen from the host only after a flush).
  */
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
-import { DomainNotFoundError, Virsh } from '../activities/node/virsh.js';
+import { DomainNotFoundError, Virsh } from '../adapters/host/virsh.js';
 import { domainType, LIBVIRT_URI } from './libvirt.js';
 
 export interface TinyDisk {

@@ -12,12 +12,12 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { Virsh } from '../activities/node/virsh.js';
+import { Virsh } from '../adapters/host/virsh.js';
 import { freePort, stopTrackedPids } from '../stack/daemon.js';
 import { ensureLibvirt, LIBVIRT_URI, type Libvirt } from '../stack/libvirt.js';
 import { VAR_DIR } from '../stack/paths.js';
 import { startTemporalServer, type TemporalServer } from '../stack/temporal-server.js';
-import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../workers/temporal.js';
+import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../workers/workflow-bundle.js';
 import { TEST_DOMAIN_PREFIX } from './helpers/names.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -45,6 +45,9 @@ async function sweepTestDomains(prefix: string): Promise<void> {
   }
 }
 
+/** Set once a signal asked the run to stop: the cleanup that exits the process when done. */
+let stopping: Promise<void> | undefined;
+
 async function main(): Promise<number> {
   const files = testFiles();
   if (files.length === 0) throw new Error(`no test file matches ${filters.join(' ')}`);
@@ -70,7 +73,6 @@ async function main(): Promise<number> {
     await libvirt?.stop();
     await temporal?.stop();
   };
-  let stopping: Promise<void> | undefined;
   const onSignal = (code: number) => () => {
     stopping ??= stopAll().finally(() => process.exit(code));
   };
@@ -124,7 +126,8 @@ const quietLogger = {
 };
 
 main().then(
-  (code) => process.exit(code),
+  // on a signal, the cleanup ends the process (domains destroyed first), not the tests' exit
+  (code) => (stopping ? stopping : process.exit(code)),
   (e) => {
     console.error('run-tests:', e);
     process.exit(1);

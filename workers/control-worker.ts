@@ -6,7 +6,7 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createControlActivities, type ControlDeps } from '../activities/control/index.js';
 import { CONTROL_TASK_QUEUE } from '../core/naming.js';
 import type { WorkerObservation } from './observability.js';
-import { workflowSource } from './temporal.js';
+import { workflowSource } from './workflow-bundle.js';
 
 export interface ControlWorkerOptions {
   connection: NativeConnection;

@@ -4,6 +4,10 @@
  */
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createNodeActivities, type NodeDeps } from '../activities/node/index.js';
+import { copyFile } from '../adapters/host/copy.js';
+import { Files } from '../adapters/host/files.js';
+import { Images } from '../adapters/host/images.js';
+import { Virsh } from '../adapters/host/virsh.js';
 import { nodeTaskQueue } from '../core/naming.js';
 import type { WorkerObservation } from './observability.js';
 
@@ -28,4 +32,28 @@ export async function createNodeWorker(o: NodeWorkerOptions): Promise<Worker> {
     identity: `node-worker@${o.deps.environment}/${process.pid}`,
     ...o.observation,
   });
+}
+
+/** The real dependencies of a node worker, from its configuration: the host adapters on this machine. */
+export function nodeDeps(o: {
+  environment: string;
+  libvirtUri?: string;
+  virtualizationRoot: string;
+  defaultMethod: NodeDeps['defaultMethod'];
+  copyRateMiB: number;
+  liveMaxDowntimeMs: number;
+}): NodeDeps {
+  const libvirtUri = o.libvirtUri ?? 'qemu:///system';
+  return {
+    environment: o.environment,
+    virsh: new Virsh(libvirtUri),
+    images: new Images(),
+    files: new Files(),
+    copy: copyFile,
+    libvirtUri,
+    virtualizationRoot: o.virtualizationRoot,
+    defaultMethod: o.defaultMethod,
+    copyRateMiB: o.copyRateMiB,
+    liveMaxDowntimeMs: o.liveMaxDowntimeMs,
+  };
 }

@@ -15,7 +15,7 @@ import { codeOf, messageOf } from '../core/failures.js';
 import { subjectOf, type LogSubject } from '../core/log-subject.js';
 import type { OutcomeSinks } from '../workflows/interceptors.js';
 import type { WorkerMetrics } from './metrics.js';
-import { WORKFLOW_INTERCEPTOR_MODULES, workflowSource } from './temporal.js';
+import { WORKFLOW_INTERCEPTOR_MODULES, workflowSource } from './workflow-bundle.js';
 
 export function observeActivities(metrics: WorkerMetrics, o: { phases: boolean; node?: string }): ActivityInterceptorsFactory {
   return (ctx) => {

@@ -3,17 +3,17 @@
  * hypervisor ([Global] ENVIRONMENT), the control worker, or both.
  */
 import type { NativeConnection, Worker } from '@temporalio/worker';
-import { Directory } from '../activities/control/directory.js';
-import { nodeDeps, type NodeDeps } from '../activities/node/index.js';
+import type { NodeDeps } from '../activities/node/index.js';
+import { StoneyDirectory } from '../adapters/ldap/stoney-directory.js';
+import { connectClient, connectWorker, ensureSearchAttributes } from '../adapters/temporal/connection.js';
 import type { GlobalConfig } from '../core/global-config.js';
 import { createControlWorker } from './control-worker.js';
 import { productLog } from './logging.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { WorkerMetrics } from './metrics.js';
-import { createNodeWorker } from './node-worker.js';
+import { createNodeWorker, nodeDeps } from './node-worker.js';
 import { controlWorkerObservation, nodeWorkerObservation } from './observability.js';
 import { installRuntime } from './runtime.js';
-import { connectClient, connectWorker, ensureSearchAttributes } from './temporal.js';
 
 export interface RunningWorkers {
   workers: Worker[];
@@ -72,9 +72,7 @@ export async function startWorkers(
         taskQueue: options.controlQueue ?? config.temporal.controlTaskQueue,
         observation: controlWorkerObservation(metrics),
         deps: {
-          directory: new Directory({ url: db.url, bindDn: db.bindDn, password: db.password }),
-          serviceSubtree: db.serviceSubtree,
-          cloudWideConfigurationDn: db.cloudWideConfigurationDn,
+          directory: StoneyDirectory.fromConfig(db),
         },
       }),
     );

@@ -1,5 +1,5 @@
 /**
- * Backup of one VM for one LDAP backup leaf (SPEC §2). Reads like the phase list:
+ * Backup of one VM for one LDAP backup leaf (docs/backup.md). Reads like the phase list:
  *
  *   snapshot  = preflight → snapshot (RAM + disks at one instant) → copy to retain
  *   merge     = block-commit every overlay back into its image
@@ -10,20 +10,14 @@
  * workflow fails with the exit code (also written to the leaf). Node activities run on the task
  * queue of the VM's node; directory activities on this workflow's own queue.
  */
-import {
-  CancellationScope, defineQuery, defineSignal, log, proxyActivities, setHandler, upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { CancellationScope, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
-import type { ControlActivities } from '../activities/control/index.js';
 import { stagingStateFile, type BackupContext, type PreparedBackup, type SnapshotResult } from '../core/backup-plan.js';
-import { Code } from '../core/exit-codes.js';
-import { codeOf, DIRECTORY_RETRY, failure, messageOf } from '../core/failures.js';
 import type { SnapshotMethod } from '../core/global-config.js';
-import {
-  BACKUP_STEPS, endedChanges, failedChanges, FINISHED, processedChanges, startedChanges, type BackupStep, type Phase,
-} from '../core/provisioning.js';
-import { PROGRESS_SIGNAL, type ProgressReport } from '../core/progress.js';
+import { BACKUP_STEPS, FINISHED, STEP_MODES, type BackupStep, type Phase } from '../core/provisioning.js';
 import { SA } from '../core/search-attributes.js';
+import { backupProgressQuery, progressReportSignal, type BackupProgress } from './definitions.js';
+import { directory, LeafProtocol } from './leaf-protocol.js';
 import { nodeProxies } from './node-proxies.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
 
@@ -56,24 +50,6 @@ export interface BackupOutcome {
   rotated: string[];
 }
 
-export interface BackupProgress {
-  phase: string;
-  vm?: string;
-  node?: string;
-  times: Partial<Record<Phase, number>>;
-  warnings: string[];
-  /** The running copy or block commit: bytes, total, rate (reported by the node every few seconds). */
-  copy?: ProgressReport;
-}
-
-export const backupProgressQuery = defineQuery<BackupProgress>('progress');
-export const progressReportSignal = defineSignal<[ProgressReport]>(PROGRESS_SIGNAL);
-
-const RUNNING_MODE: Record<BackupStep, string> = { snapshot: 'snapshotting', merge: 'merging', retain: 'retaining' };
-const DONE_MODE: Record<BackupStep, string> = { snapshot: 'snapshotted', merge: 'merged', retain: 'retained' };
-
-const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
-
 export async function backupWorkflow(request: BackupRequest): Promise<BackupOutcome> {
   // the progress query answers from the start, also while the backup waits for the VM lock
   const progress: BackupProgress = { phase: 'waiting for the VM lock', times: {}, warnings: [] };
@@ -96,26 +72,14 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     upsertSearchAttributes([{ key: SA.phase, value: phase }]);
   };
 
-  let currentMode = RUNNING_MODE[steps[0] ?? 'snapshot'];
-  const fail = async (error: unknown): Promise<never> => {
-    const code = codeOf(error);
-    const message = messageOf(error);
+  const leafAnswers = new LeafProtocol(leafDn, STEP_MODES[steps[0] ?? 'snapshot'][0], (code) => {
     progress.phase = `failed (${code})`;
-    upsertSearchAttributes([{ key: SA.exitCode, value: code }]);
-    // processed (stamped) even on failure, as the original's v0.2.7 framework did: no endless replays
-    await directory
-      .updateLeaf(leafDn, { ...failedChanges(currentMode, code, times), ...processedChanges(new Date()) })
-      .catch((e) => log.error('cannot write the failure to the leaf', { leafDn, error: messageOf(e) }));
-    throw failure(code, message, { leafDn, mode: currentMode });
-  };
+  });
+  const fail = (error: unknown) => leafAnswers.fail(error, times);
 
   // ---- lock the leaf and read what it asks for -------------------------------------------------
   let ctx: BackupContext;
-  try {
-    await directory.updateLeaf(leafDn, startedChanges(currentMode));
-  } catch (e) {
-    throw failure(Code.CANNOT_LOCK_MACHINE, `cannot lock the leaf ${leafDn}: ${messageOf(e)}`, { leafDn });
-  }
+  await leafAnswers.begin();
   try {
     ctx = await directory.loadBackupContext(leafDn);
   } catch (e) {
@@ -131,10 +95,7 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     { key: SA.leaf, value: leafDn },
     ...(ctx.pool ? [{ key: SA.pool, value: ctx.pool }] : []),
   ]);
-  const node = nodeProxies(ctx.node, {
-    ...(request.heartbeatTimeout ? { heartbeatTimeout: request.heartbeatTimeout } : {}),
-    ...(request.attempts ? { attempts: request.attempts } : {}),
-  });
+  const node = nodeProxies(ctx.node, request);
   const method = request.snapshotMethod ?? ctx.configuration.config.snapshotMethod;
   const outcome: BackupOutcome = { leafDn, vm: leaf.vm, ou: leaf.ou, node: ctx.node, steps, times, bytes: 0, resumedBytes: 0, warnings, rotated: [] };
 
@@ -159,8 +120,7 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
 
   // ---- the phases --------------------------------------------------------------------------------
   for (const step of steps) {
-    currentMode = RUNNING_MODE[step];
-    if (step !== steps[0]) await directory.updateLeaf(leafDn, startedChanges(currentMode));
+    if (step !== steps[0]) await leafAnswers.begin(STEP_MODES[step][0]);
     try {
       prepared ??= await prepare(step);
     } catch (e) {
@@ -198,7 +158,7 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
       }
       // step by step, the last step answers with the processed stamp in the same modify
       const last = step === steps[steps.length - 1] && steps.length < BACKUP_STEPS.length;
-      await directory.updateLeaf(leafDn, { ...endedChanges(DONE_MODE[step], 0, times), ...(last ? processedChanges(new Date()) : {}) });
+      await leafAnswers.done(STEP_MODES[step][1], { times, processed: last });
     } catch (e) {
       await compensate();
       return fail(e);
@@ -208,13 +168,13 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
   // ---- one go: rotate and finish -------------------------------------------------------------------
   if (steps.length === BACKUP_STEPS.length && prepared) {
     enter('rotate');
-    currentMode = 'retained';
+    leafAnswers.mode = STEP_MODES.retain[1];
     try {
       const rotation = await node
         .quick(`keep the ${prepared.plan.iterations} newest iterations in ${prepared.plan.backupVmDir}`)
         .rotateIterations(prepared.plan, prepared.plan.iterations);
       outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
-      await directory.updateLeaf(leafDn, { ...endedChanges(FINISHED, 0, times), ...processedChanges(new Date()) });
+      await leafAnswers.done(FINISHED, { times, processed: true });
     } catch (e) {
       return fail(e);
     }

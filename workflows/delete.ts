@@ -1,19 +1,17 @@
 /**
- * The `delete` step (retention, original §1.5): removes one backup iteration, the leaf's own, from
- * the backup root on the VM's node, answering `deleting`, then `deleted` with its return value and
- * the processed stamp in one modify. The leaf itself stays: fc-brokerd removes it on `deleted`, and
- * so does this product's scheduler when it drives retention. Unlike the original, the return value
- * tells the truth (a file that cannot be removed is 13, not 0) and the empty directory goes too.
+ * The `delete` step (retention, docs/ldap-protocol.md): removes one backup iteration, the leaf's
+ * own, from the backup root on the VM's node, answering `deleting`, then `deleted` with its return
+ * value and the processed stamp in one modify. The iteration is found from the leaf and the layout
+ * alone, so an old iteration can be deleted after the VM was undefined or its disks changed. The
+ * leaf itself stays: fc-brokerd removes it on `deleted`, and so does this product's scheduler when
+ * it drives retention. Unlike the original, the return value tells the truth (a file that cannot
+ * be removed is 13, not 0) and the empty directory goes too.
  */
-import { ActivityCancellationType, log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { ControlActivities } from '../activities/control/index.js';
-import type { NodeActivities } from '../activities/node/index.js';
-import type { BackupContext } from '../core/backup-plan.js';
-import { Code } from '../core/exit-codes.js';
-import { codeOf, DIRECTORY_RETRY, failure, messageOf, STEP_RETRY } from '../core/failures.js';
-import { nodeTaskQueue } from '../core/naming.js';
-import { endedChanges, failedChanges, processedChanges, startedChanges } from '../core/provisioning.js';
+import { upsertSearchAttributes } from '@temporalio/workflow';
+import { STEP_MODES } from '../core/provisioning.js';
 import { SA } from '../core/search-attributes.js';
+import { directory, LeafProtocol } from './leaf-protocol.js';
+import { nodeProxies } from './node-proxies.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
 
 export interface DeleteRequest {
@@ -29,20 +27,7 @@ export interface DeleteOutcome {
   deleted: boolean;
 }
 
-const RUNNING = 'deleting';
-const DONE = 'deleted';
-
-const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
-
-function nodeActivities(node: string) {
-  return proxyActivities<NodeActivities>({
-    taskQueue: nodeTaskQueue(node),
-    scheduleToStartTimeout: '10 minutes',
-    startToCloseTimeout: '30 minutes',
-    retry: STEP_RETRY,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  });
-}
+const [RUNNING, DONE] = STEP_MODES.delete;
 
 export async function deleteWorkflow(request: DeleteRequest): Promise<DeleteOutcome> {
   const vm = lockableVmOf(request.leafDn);
@@ -52,27 +37,17 @@ export async function deleteWorkflow(request: DeleteRequest): Promise<DeleteOutc
 
 async function deleteIteration({ leafDn }: DeleteRequest): Promise<DeleteOutcome> {
   upsertSearchAttributes([{ key: SA.operation, value: 'delete' }, { key: SA.leaf, value: leafDn }, { key: SA.phase, value: 'delete' }]);
+  const leafAnswers = new LeafProtocol(leafDn, RUNNING, (code) => upsertSearchAttributes([{ key: SA.phase, value: `failed (${code})` }]));
+  await leafAnswers.begin();
   try {
-    await directory.updateLeaf(leafDn, startedChanges(RUNNING));
-  } catch (e) {
-    throw failure(Code.CANNOT_LOCK_MACHINE, `cannot lock the leaf ${leafDn}: ${messageOf(e)}`, { leafDn });
-  }
-  try {
-    const ctx: BackupContext = await directory.loadBackupContext(leafDn);
+    const ctx = await directory.loadBackupContext(leafDn);
     upsertSearchAttributes([{ key: SA.vm, value: ctx.leaf.vm }, { key: SA.node, value: ctx.node }]);
-    const node = nodeActivities(ctx.node);
-    // the node's own plan says where this leaf's iteration lives (its virtualization root, its disks)
-    const { plan } = await node.preflight(ctx, undefined, 'retain');
-    const { deleted } = await node.deleteIteration(plan, ctx.leaf.ou);
-    await directory.updateLeaf(leafDn, { ...endedChanges(DONE, 0), ...processedChanges(new Date()) });
+    const node = nodeProxies(ctx.node);
+    const { deleted } = await node.quick(`delete backup ${ctx.leaf.ou} of ${ctx.leaf.vm}`).deleteIteration(ctx);
+    await leafAnswers.done(DONE, { processed: true });
     upsertSearchAttributes([{ key: SA.phase, value: 'done' }, { key: SA.exitCode, value: 0 }]);
     return { leafDn, vm: ctx.leaf.vm, ou: ctx.leaf.ou, deleted };
   } catch (e) {
-    const code = codeOf(e);
-    upsertSearchAttributes([{ key: SA.phase, value: `failed (${code})` }, { key: SA.exitCode, value: code }]);
-    await directory
-      .updateLeaf(leafDn, { ...failedChanges(RUNNING, code), ...processedChanges(new Date()) })
-      .catch((err) => log.error('cannot write the failure to the leaf', { leafDn, error: messageOf(err) }));
-    throw failure(code, messageOf(e), { leafDn, mode: RUNNING });
+    return leafAnswers.fail(e);
   }
 }

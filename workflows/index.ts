@@ -1,8 +1,9 @@
-/** Every workflow the control worker runs (the worker bundles this file). */
+/** Every workflow the control worker runs (the worker bundles this file), and their shared definitions. */
 export { probeNodeWorkflow } from './node-probe.js';
-export { backupWorkflow, backupProgressQuery } from './backup.js';
+export { backupWorkflow } from './backup.js';
 export { deleteWorkflow } from './delete.js';
 export { vmLockWorkflow } from './vm-lock.js';
 export { scheduledBackupWorkflow } from './scheduled-backup.js';
-export { restoreWorkflow, restoreProgressQuery, confirmRestoreSignal } from './restore.js';
+export { restoreWorkflow } from './restore.js';
 export { verifyWorkflow } from './verify.js';
+export * from './definitions.js';

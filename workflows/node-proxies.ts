@@ -14,6 +14,8 @@ export interface NodeProxyOptions {
   heartbeatTimeout?: Duration;
   /** At most this many attempts per step (default: the retry policies of core/failures.ts). */
   attempts?: number;
+  /** How long an attempt waits for the node's worker to pick it up (default 10 minutes). */
+  scheduleToStartTimeout?: Duration;
 }
 
 export type NodeCall = (summary: string) => NodeActivities;
@@ -24,7 +26,7 @@ export function nodeProxies(node: string, o: NodeProxyOptions = {}): { quick: No
   const common = {
     taskQueue: nodeTaskQueue(node),
     // a node worker that is down (or restarting after a crash) gets this long per attempt
-    scheduleToStartTimeout: '10 minutes',
+    scheduleToStartTimeout: o.scheduleToStartTimeout ?? '10 minutes',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   } as const;
   const kind =

@@ -1,5 +1,5 @@
 /**
- * Restore of one VM from one backup leaf (SPEC §3, original §4), in the vm-manager's steps:
+ * Restore of one VM from one backup leaf (docs/restore.md), in the vm-manager's steps:
  *
  *   unretainSmallFiles  = the XML and LDIF to the retain directory
  *   (confirmation)      = vm-manager asks the operator; the CLI asks, or takes --yes
@@ -13,17 +13,13 @@
  * every check has passed.
  */
 import type { Duration } from '@temporalio/common';
-import {
-  condition, defineQuery, defineSignal, proxyActivities, setHandler, upsertSearchAttributes,
-} from '@temporalio/workflow';
-import type { ControlActivities } from '../activities/control/index.js';
+import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { RestoreResult, UnretainedLarge } from '../activities/node/restore/index.js';
-import { Code } from '../core/exit-codes.js';
-import { codeOf, DIRECTORY_RETRY, failure, messageOf } from '../core/failures.js';
-import { endedChanges, failedChanges, FINISHED, processedChanges, startedChanges, STEP_MODES } from '../core/provisioning.js';
+import { FINISHED, STEP_MODES } from '../core/provisioning.js';
 import type { RestorePlan, RestoreStep } from '../core/restore-plan.js';
-import { PROGRESS_SIGNAL, type ProgressReport } from '../core/progress.js';
 import { SA } from '../core/search-attributes.js';
+import { confirmRestoreSignal, progressReportSignal, restoreProgressQuery, type RestoreProgress } from './definitions.js';
+import { directory, LeafProtocol } from './leaf-protocol.js';
 import { nodeProxies } from './node-proxies.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
 
@@ -56,27 +52,11 @@ export interface RestoreOutcome {
   copyMs: number;
 }
 
-export interface RestoreProgress {
-  phase: string;
-  vm?: string;
-  backupDir?: string;
-  warnings: string[];
-  awaitingConfirmation: boolean;
-  /** The running copy: bytes, total, rate (reported by the node every few seconds). */
-  copy?: ProgressReport;
-}
-
-export const restoreProgressQuery = defineQuery<RestoreProgress>('progress');
-/** true = go on with the large files and the restore; false = cancel (the retain files are removed). */
-export const confirmRestoreSignal = defineSignal<[boolean]>('confirmRestore');
-
-const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
-
 export async function restoreWorkflow(request: RestoreRequest): Promise<RestoreOutcome> {
   // query and signal answer from the start, also while the restore waits for the VM lock
   const progress: RestoreProgress = { phase: 'waiting for the VM lock', warnings: [], awaitingConfirmation: false };
   setHandler(restoreProgressQuery, () => progress);
-  setHandler(defineSignal<[ProgressReport]>(PROGRESS_SIGNAL), (r) => {
+  setHandler(progressReportSignal, (r) => {
     progress.copy = r;
   });
   const confirmation: { decision?: boolean } = request.confirmed ? { decision: true } : {};
@@ -100,28 +80,17 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
   };
   upsertSearchAttributes([{ key: SA.operation, value: 'restore' }, { key: SA.leaf, value: leafDn }]);
 
-  let mode: string = STEP_MODES[steps[0]!][0];
-  const fail = async (error: unknown): Promise<never> => {
-    const code = codeOf(error);
+  const leafAnswers = new LeafProtocol(leafDn, STEP_MODES[steps[0]!][0], (code) => {
     progress.phase = `failed (${code})`;
-    upsertSearchAttributes([{ key: SA.exitCode, value: code }]);
-    await directory.updateLeaf(leafDn, { ...failedChanges(mode, code), ...processedChanges(new Date()) }).catch(() => undefined);
-    throw failure(code, messageOf(error), { leafDn, mode });
-  };
+  });
+  const fail = (error: unknown) => leafAnswers.fail(error);
 
-  try {
-    await directory.updateLeaf(leafDn, startedChanges(mode));
-  } catch (e) {
-    throw failure(Code.CANNOT_LOCK_MACHINE, `cannot lock the leaf ${leafDn}: ${messageOf(e)}`, { leafDn });
-  }
+  await leafAnswers.begin();
   let plan: RestorePlan;
   let node: ReturnType<typeof nodeProxies>;
   try {
     const ctx = await directory.loadBackupContext(leafDn);
-    node = nodeProxies(ctx.node, {
-      ...(request.heartbeatTimeout ? { heartbeatTimeout: request.heartbeatTimeout } : {}),
-      ...(request.attempts ? { attempts: request.attempts } : {}),
-    });
+    node = nodeProxies(ctx.node, request);
     progress.vm = ctx.leaf.vm;
     upsertSearchAttributes([{ key: SA.vm, value: ctx.leaf.vm }, { key: SA.node, value: ctx.node }, ...(ctx.pool ? [{ key: SA.pool, value: ctx.pool }] : [])]);
     enter('locate');
@@ -131,15 +100,12 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
     return fail(e);
   }
   const outcome: RestoreOutcome = { leafDn, vm: plan.vm, ou: plan.ou, steps, cancelled: false, warnings: progress.warnings, bytes: 0, resumedBytes: 0, copyMs: 0 };
-  const answer = async (step: RestoreStep, last: boolean) => {
-    const done = STEP_MODES[step][1];
-    await directory.updateLeaf(leafDn, { ...endedChanges(done, 0), ...(last && !oneGo ? processedChanges(new Date()) : {}) });
-  };
+  const answer = (step: RestoreStep, last: boolean) => leafAnswers.done(STEP_MODES[step][1], { processed: last && !oneGo });
 
   let large: UnretainedLarge | undefined;
   for (const [i, step] of steps.entries()) {
-    mode = STEP_MODES[step][0];
-    if (i > 0) await directory.updateLeaf(leafDn, startedChanges(mode));
+    if (i > 0) await leafAnswers.begin(STEP_MODES[step][0]);
+    else leafAnswers.mode = STEP_MODES[step][0];
     try {
       if (step === 'unretainSmallFiles') {
         enter('unretain small files');
@@ -179,19 +145,18 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
       progress.awaitingConfirmation = false;
       if (confirmation.decision !== true) {
         enter('cancelled');
-        mode = STEP_MODES.cleanup[0];
-        await directory.updateLeaf(leafDn, startedChanges(mode));
+        await leafAnswers.begin(STEP_MODES.cleanup[0]);
         try {
           await node.quick(`remove ${plan.retainDir}`).cleanupRetain(plan);
         } catch (e) {
           return fail(e);
         }
-        await directory.updateLeaf(leafDn, { ...endedChanges(FINISHED, 0), ...processedChanges(new Date()) });
+        await leafAnswers.done(FINISHED, { processed: true });
         return { ...outcome, cancelled: true };
       }
     }
   }
-  if (oneGo) await directory.updateLeaf(leafDn, { ...endedChanges(FINISHED, 0), ...processedChanges(new Date()) });
+  if (oneGo) await leafAnswers.done(FINISHED, { processed: true });
   enter('done');
   upsertSearchAttributes([{ key: SA.exitCode, value: 0 }]);
   return outcome;

@@ -16,17 +16,17 @@
  *    `deleting` → `deleted`) and are removed.
  */
 import {
-  ApplicationFailure, ParentClosePolicy, log, proxyActivities, startChild, upsertSearchAttributes, workflowInfo,
+  ApplicationFailure, ParentClosePolicy, log, startChild, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { ControlActivities } from '../activities/control/index.js';
 import type { ScheduledCandidate } from '../activities/control/scheduling.js';
 import type { ScheduledGroupInput } from '../core/scheduled-group.js';
-import { codeOf, DIRECTORY_RETRY, messageOf } from '../core/failures.js';
+import { codeOf, messageOf } from '../core/failures.js';
 import { leafTimestamp, parseValidLeafDn, workflowIdForLeaf } from '../core/naming.js';
-import { endedChanges, FINISHED, processedChanges, type BackupStep } from '../core/provisioning.js';
+import { FINISHED, type BackupStep } from '../core/provisioning.js';
 import { SA } from '../core/search-attributes.js';
 import type { BackupOutcome } from './backup.js';
+import { directory as control, LeafProtocol } from './leaf-protocol.js';
 
 export interface ScheduledBackupOutcome {
   ou: string;
@@ -40,8 +40,6 @@ export interface ScheduledBackupOutcome {
 }
 
 const SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
-
-const control = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
 
 /** The time the schedule meant (a manual trigger: now), to the second. */
 function scheduledTime(): Date {
@@ -120,7 +118,7 @@ async function runInSequence(
   for (const c of sorted(input.startOrder)) await step(c, 'merge');
   await Promise.all(members.map((c) => step(c, 'retain')));
   for (const c of members.filter((m) => alive.has(m.vm))) {
-    await control.updateLeaf(c.leafDn, { ...endedChanges(FINISHED, 0), ...processedChanges(new Date()) });
+    await new LeafProtocol(c.leafDn, FINISHED).done(FINISHED, { processed: true });
     outcome.finished.push(c.vm);
   }
 }

@@ -3,18 +3,16 @@
  * `qemu-img check` of each image, the state file. Changes nothing, so it needs no VM lock and
  * writes nothing to the leaf; the result (or the code of the first problem) is the workflow's.
  */
-import { proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { ControlActivities } from '../activities/control/index.js';
+import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { VerifyRecord } from '../activities/node/restore/index.js';
-import { codeOf, DIRECTORY_RETRY, failure, messageOf } from '../core/failures.js';
+import { codeOf, failure, messageOf } from '../core/failures.js';
 import { SA } from '../core/search-attributes.js';
+import { directory } from './leaf-protocol.js';
 import { nodeProxies } from './node-proxies.js';
 
 export interface VerifyRequest {
   leafDn: string;
 }
-
-const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
 
 export async function verifyWorkflow({ leafDn }: VerifyRequest): Promise<VerifyRecord & { backupDir: string }> {
   upsertSearchAttributes([{ key: SA.operation, value: 'verify' }, { key: SA.leaf, value: leafDn }, { key: SA.phase, value: 'verify' }]);

@@ -8,15 +8,16 @@
  * moves on. An idle lock workflow completes after a minute; the next request starts a new run.
  */
 import {
-  CancellationScope, condition, continueAsNew, defineQuery, defineSignal, getExternalWorkflowHandle, log, proxyActivities,
-  setHandler, upsertSearchAttributes, uuid4, workflowInfo,
+  CancellationScope, condition, continueAsNew, getExternalWorkflowHandle, log, setHandler, upsertSearchAttributes, uuid4, workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
-import type { ControlActivities } from '../activities/control/index.js';
-import { DIRECTORY_RETRY } from '../core/failures.js';
 import { parseLeafDn, vmLockWorkflowId } from '../core/naming.js';
 import { SA } from '../core/search-attributes.js';
-import { VM_LOCK_SIGNALS, VM_LOCK_STATE_QUERY, type VmLockRequest, type VmLockState } from '../core/vm-lock.js';
+import type { VmLockRequest } from '../core/vm-lock.js';
+import {
+  acquireVmLockSignal, releaseVmLockSignal, vmLockGrantedSignal, vmLockLivenessSignal, vmLockStateQuery,
+} from './definitions.js';
+import { directory } from './leaf-protocol.js';
 
 export type { VmLockRequest, VmLockState } from '../core/vm-lock.js';
 
@@ -29,13 +30,6 @@ export interface VmLockInput {
   /** How long an idle lock waits for a request before it completes (default 1 minute). */
   idleTimeout?: Duration;
 }
-
-export const acquireVmLockSignal = defineSignal<[VmLockRequest]>(VM_LOCK_SIGNALS.acquire);
-export const releaseVmLockSignal = defineSignal<[string]>(VM_LOCK_SIGNALS.release);
-export const vmLockGrantedSignal = defineSignal<[string]>(VM_LOCK_SIGNALS.granted);
-/** Sent to the holder only to learn whether it still runs; it needs no answer. */
-export const vmLockLivenessSignal = defineSignal<[]>(VM_LOCK_SIGNALS.liveness);
-export const vmLockStateQuery = defineQuery<VmLockState>(VM_LOCK_STATE_QUERY);
 
 /** Histories stay short: a long-lived lock of a busy VM starts afresh now and then. */
 const HISTORY_LIMIT = 2_000;
@@ -91,8 +85,6 @@ export async function vmLockWorkflow(input: VmLockInput): Promise<void> {
   }
 }
 
-const lockActivities = proxyActivities<ControlActivities>({ startToCloseTimeout: '1 minute', retry: DIRECTORY_RETRY });
-
 /**
  * Runs `fn` while this workflow holds the lock of `vm`; waits in line when another operation holds
  * it. The lock is released however `fn` ends.
@@ -108,7 +100,7 @@ export async function withVmLock<T>(vm: string, operation: string, fn: () => Pro
   const { workflowId, runId } = workflowInfo();
   upsertSearchAttributes([{ key: SA.phase, value: 'waiting for the VM lock' }]);
   try {
-    await lockActivities.requestVmLock({ lockWorkflowId: lockId, vm, request: { requestId, workflowId, runId, operation } });
+    await directory.requestVmLock({ lockWorkflowId: lockId, vm, request: { requestId, workflowId, runId, operation } });
     await condition(() => granted);
     return await fn();
   } finally {

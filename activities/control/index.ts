@@ -1,25 +1,18 @@
 /**
- * The control worker's activities: everything that reads or writes the stoney cloud directory.
- * The bind password stays inside `Directory`; no activity takes or returns it.
+ * The control worker's activities: every step that reads or writes the stoney cloud directory, as
+ * thin mappings onto the directory model (core/directory-model.ts), and the per-VM lock's requests.
  */
 import { createBackupLeafActivities } from './backup-leaf.js';
-import type { Directory } from './directory.js';
+import type { ControlDeps } from './deps.js';
 import { createSchedulingActivities } from './scheduling.js';
 import { createVmLockActivities } from './vm-lock.js';
 
-export interface ControlDeps {
-  directory: Directory;
-  serviceSubtree: string;
-  cloudWideConfigurationDn: string;
-}
+export type { ControlDeps } from './deps.js';
 
 export function createControlActivities(deps: ControlDeps) {
   return {
     /** Checks the directory answers and the service subtree exists (for probes and `doctor`). */
-    async pingDirectory(): Promise<{ serviceSubtree: string; found: boolean }> {
-      const entry = await deps.directory.get(deps.serviceSubtree, ['1.1']);
-      return { serviceSubtree: deps.serviceSubtree, found: !!entry };
-    },
+    pingDirectory: () => deps.directory.ping(),
     ...createBackupLeafActivities(deps),
     ...createVmLockActivities(),
     ...createSchedulingActivities(deps),

@@ -1,5 +1,5 @@
 /** What a node worker can tell about its hypervisor: libvirt reachable, KVM usable, domains and their states. */
-import type { Virsh } from './virsh.js';
+import type { Virsh } from '../../adapters/host/virsh.js';
 
 export interface NodeProbe {
   node: string;

@@ -6,8 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Code } from '../../core/exit-codes.js';
 import { SNAPSHOT_METHODS, type SnapshotMethod } from '../../core/global-config.js';
-import { leafDn, leafTimestamp, vmBackupDn } from '../../core/naming.js';
-import { newLeafAttributes } from '../../core/provisioning.js';
+import { leafTimestamp } from '../../core/naming.js';
+import { INITIALIZED } from '../../core/provisioning.js';
 import type { BackupOutcome } from '../../workflows/backup.js';
 import { CliError, type CliContext } from '../cli-context.js';
 import { follow } from '../follow.js';
@@ -19,16 +19,13 @@ export async function backupCommand(ctx: CliContext, vmArg: string, o: { method?
     throw new CliError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `--method must be one of ${SNAPSHOT_METHODS.join(', ')}`);
   }
   const vm = await resolveVm(ctx, vmArg);
-  const subtree = ctx.config.database.serviceSubtree;
-  const backupOu = vmBackupDn(subtree, vm.vm);
-  if (!(await ctx.directory.get(backupOu))) await ctx.directory.add(backupOu, { objectClass: ['top', 'organizationalUnit'], ou: 'backup' });
+  const taken = new Set((await ctx.directory.leavesOf(vm.vm)).map((l) => l.ou));
   let ou = leafTimestamp(new Date());
-  while (await ctx.directory.get(leafDn(subtree, vm.vm, ou))) {
+  while (taken.has(ou)) {
     await sleep(1_000); // one leaf per second and VM: the ou is the time
     ou = leafTimestamp(new Date());
   }
-  const dn = leafDn(subtree, vm.vm, ou);
-  await ctx.directory.add(dn, newLeafAttributes(ou, 'initialized'));
+  const dn = await ctx.directory.createLeaf(vm.vm, ou, INITIALIZED);
 
   const handle = await startLeafWorkflow(ctx, {
     workflow: 'backupWorkflow',

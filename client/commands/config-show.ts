@@ -3,9 +3,9 @@
  * cloud-wide, as a whole entry), each value with where it came from, and this node's own settings.
  */
 import { ATTRIBUTE_OF } from '../../core/backup-config.js';
-import { leafTimestamp } from '../../core/naming.js';
-import { backupContext } from '../backup-context.js';
-import type { CliContext } from '../cli-context.js';
+import { codeOf, messageOf } from '../../core/failures.js';
+import { ConfigError } from '../../core/global-config.js';
+import { CliError, type CliContext } from '../cli-context.js';
 import { resolveVm } from '../vm-ref.js';
 
 function show(v: unknown, key: string): string {
@@ -17,9 +17,10 @@ function show(v: unknown, key: string): string {
 
 export async function configShowCommand(ctx: CliContext, vmArg: string): Promise<number> {
   const vm = await resolveVm(ctx, vmArg);
-  // any valid ou: the configuration does not depend on the leaf
-  const context = await backupContext(ctx, vm.vm, leafTimestamp(new Date(0)));
-  const { level, dn, config, origin } = context.configuration;
+  const [resolved, disks] = await Promise.all([ctx.directory.effectiveConfiguration(vm.vm, vm.pool), ctx.directory.disks(vm.vm)]).catch((e) => {
+    throw new CliError(e instanceof ConfigError ? e.code : codeOf(e), messageOf(e));
+  });
+  const { level, dn, config, origin } = resolved;
   const rows: Array<{ key: string; attribute: string; value: string; source: string }> = (Object.keys(ATTRIBUTE_OF) as Array<keyof typeof ATTRIBUTE_OF>).map((key) => ({
     key,
     attribute: ATTRIBUTE_OF[key],
@@ -35,14 +36,14 @@ export async function configShowCommand(ctx: CliContext, vmArg: string): Promise
     liveMaxDowntimeMs: ctx.config.backup.liveMaxDowntimeMs,
   };
   const human = [
-    `VM ${vm.vm} on node ${context.node}${context.pool ? `, pool ${context.pool}` : ''}: the ${level} configuration applies (${dn})`,
-    `disks: ${context.disks.map((d) => `${d.target}=${d.path}`).join(', ')}`,
+    `VM ${vm.vm} on node ${vm.node ?? '(none)'}${vm.pool ? `, pool ${vm.pool}` : ''}: the ${level} configuration applies (${dn})`,
+    `disks: ${disks.map((d) => `${d.target}=${d.path}`).join(', ')}`,
     '',
     ['KEY', 'ATTRIBUTE', 'VALUE', 'FROM'].join('\t'),
     ...rows.map((r) => [r.key, r.attribute, r.value, r.source].join('\t')),
     '',
     `this host ([Global] ENVIRONMENT ${node.environment}): VIRTUALIZATION_ROOT ${node.virtualizationRoot}, SNAPSHOT_METHOD ${node.defaultSnapshotMethod}, COPY_BANDWIDTH ${node.copyBandwidthMiB} MiB/s, LIVE_MAX_DOWNTIME_MS ${node.liveMaxDowntimeMs}`,
   ].join('\n');
-  ctx.print(human, { vm: vm.vm, node: context.node, pool: context.pool, level, dn, disks: context.disks, values: rows, host: node });
+  ctx.print(human, { vm: vm.vm, node: vm.node, pool: vm.pool, level, dn, disks, values: rows, host: node });
   return 0;
 }

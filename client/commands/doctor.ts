@@ -7,7 +7,7 @@
 import { constants } from 'node:fs';
 import { access, stat, statfs } from 'node:fs/promises';
 import { execa } from 'execa';
-import { BACKUP_OBJECT_CLASS, resolveBackupConfiguration, type BackupConfiguration } from '../../core/backup-config.js';
+import { BACKUP_OBJECT_CLASS, type BackupConfiguration } from '../../core/backup-config.js';
 import { Code } from '../../core/exit-codes.js';
 import { codeOf, messageOf } from '../../core/failures.js';
 import { fileUriToPath, nodeTaskQueue, ramDiskPath } from '../../core/naming.js';
@@ -61,14 +61,14 @@ export async function runChecks(ctx: CliContext): Promise<Check[]> {
 
   let cloud: BackupConfiguration | undefined;
   try {
-    const subtree = await ctx.directory.get(config.database.serviceSubtree, ['1.1']);
-    if (!subtree) add({ check: 'ldap', result: 'fail', detail: `${config.database.url}: no entry ${config.database.serviceSubtree} (SERVICE_SUBTREE)`, code: Code.CANNOT_FIND_CONFIGURATION_ENTRY });
+    const { found } = await ctx.directory.ping();
+    if (!found) add({ check: 'ldap', result: 'fail', detail: `${config.database.url}: no entry ${config.database.serviceSubtree} (SERVICE_SUBTREE)`, code: Code.CANNOT_FIND_CONFIGURATION_ENTRY });
     else add({ check: 'ldap', result: 'ok', detail: `${config.database.url} as ${config.database.bindDn}` });
-    const entry = await ctx.directory.get(config.database.cloudWideConfigurationDn);
-    if (!entry) {
+    const resolved = await ctx.directory.cloudWideConfiguration();
+    if (!resolved) {
       add({ check: 'cloud-wide configuration', result: 'fail', detail: `no ${config.database.cloudWideConfigurationDn} (${config.database.cloudWideConfigurationKey})`, code: Code.CANNOT_FIND_CONFIGURATION_ENTRY });
     } else {
-      cloud = resolveBackupConfiguration({ cloud: entry }).config;
+      cloud = resolved.config;
       add({ check: 'cloud-wide configuration', result: 'ok', detail: `${config.database.cloudWideConfigurationDn} (${BACKUP_OBJECT_CLASS})` });
     }
   } catch (e) {

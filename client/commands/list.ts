@@ -2,13 +2,12 @@
  * `kvm-backup list [<vm>]`: the backups of one VM or of all, with time, state, size and whether they
  * were verified (from the iteration directory where this host can see it).
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { value } from '../../core/ldap-entry.js';
+import { Files } from '../../adapters/host/files.js';
+import { ledgerPath, LEDGERS, suffixedIterationFiles, type VerifyRecord } from '../../core/layout.js';
 import { parseLeafTimestamp } from '../../core/naming.js';
 import { backupContext, iterationDir } from '../backup-context.js';
 import type { CliContext } from '../cli-context.js';
-import { leavesOf, resolveVm } from '../vm-ref.js';
-import { VERIFIED_FILE, type VerifyRecord } from '../../activities/node/restore/verify.js';
+import { resolveVm } from '../vm-ref.js';
 
 export interface ListedBackup {
   vm: string;
@@ -22,27 +21,25 @@ export interface ListedBackup {
   verified?: string;
 }
 
-async function describeDir(dir: string | undefined, ou: string): Promise<Pick<ListedBackup, 'bytes' | 'manifest' | 'verified'>> {
+async function describeDir(dir: string | undefined, vm: string, ou: string): Promise<Pick<ListedBackup, 'bytes' | 'manifest' | 'verified'>> {
   if (!dir) return {};
-  const files = await readdir(dir).catch(() => undefined);
-  if (!files) return {};
+  const fs = new Files();
+  if (!(await fs.exists(dir))) return {};
+  const files = await fs.list(dir);
   let bytes = 0;
-  for (const f of files) bytes += (await stat(`${dir}/${f}`).catch(() => undefined))?.blocks ?? 0;
-  const record = files.includes(VERIFIED_FILE) ? (JSON.parse(await readFile(`${dir}/${VERIFIED_FILE}`, 'utf8')) as VerifyRecord) : undefined;
+  for (const f of files) bytes += await fs.allocatedBytes(`${dir}/${f}`).catch(() => 0);
+  const record = files.includes(LEDGERS.verified) ? await fs.readJson<VerifyRecord | undefined>(ledgerPath(dir, 'verified'), undefined) : undefined;
   const verified = record ? (record.ok ? `ok ${record.at.slice(0, 19)}Z` : `FAILED (${record.code}) ${record.at.slice(0, 19)}Z`) : 'not verified';
-  return { bytes: bytes * 512, manifest: files.includes(`SHA256SUMS.${ou}`), verified };
+  return { bytes, manifest: files.includes(suffixedIterationFiles(vm, ou).manifest), verified };
 }
 
 export async function listCommand(ctx: CliContext, vmArg?: string): Promise<number> {
   const vms = vmArg
     ? [(await resolveVm(ctx, vmArg)).vm]
-    : (await ctx.directory.search(`ou=virtual machines,${ctx.config.database.serviceSubtree}`, '(objectClass=sstVirtualizationVirtualMachine)', 'one'))
-        .map((e) => value(e, 'sstVirtualMachine')!)
-        .filter(Boolean)
-        .sort();
+    : (await ctx.directory.vms()).map((v) => v.vm).sort();
   const rows: ListedBackup[] = [];
   for (const vm of vms) {
-    for (const leaf of await leavesOf(ctx, vm)) {
+    for (const leaf of await ctx.directory.leavesOf(vm)) {
       const context = await backupContext(ctx, vm, leaf.ou).catch(() => undefined);
       const dir = context ? iterationDir(ctx, context) : undefined;
       rows.push({
@@ -52,7 +49,7 @@ export async function listCommand(ctx: CliContext, vmArg?: string): Promise<numb
         ...(leaf.mode ? { mode: leaf.mode } : {}),
         ...(leaf.returnValue !== undefined ? { returnValue: leaf.returnValue } : {}),
         ...(dir ? { directory: dir } : {}),
-        ...(await describeDir(dir, leaf.ou)),
+        ...(await describeDir(dir, vm, leaf.ou)),
       });
     }
   }

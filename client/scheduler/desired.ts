@@ -9,26 +9,13 @@
 import { resolveBackupConfiguration } from '../../core/backup-config.js';
 import { cronExpression } from '../../core/cron.js';
 import { ConfigError } from '../../core/global-config.js';
-import type { LdapEntry } from '../../core/ldap-entry.js';
+import type { DirectorySnapshot } from '../../core/directory-model.js';
 import { assertVmName, NamingError } from '../../core/naming.js';
 import type { ScheduledGroupInput } from '../../core/scheduled-group.js';
 
 export type { ScheduledGroupInput } from '../../core/scheduled-group.js';
 
-export interface VmRecord {
-  vm: string;
-  node?: string;
-  pool?: string;
-  /** The VM's own `ou=backup` entry, if it has one (a configuration only with the backup object class). */
-  vmConfig?: LdapEntry;
-}
-
-export interface DirectorySnapshot {
-  vms: VmRecord[];
-  /** Pool name → its `ou=backup` configuration entries (more than one is ambiguous, 32). */
-  poolConfigs: Map<string, LdapEntry[]>;
-  cloud?: LdapEntry;
-}
+export type { DirectorySnapshot, VmRecord } from '../../core/directory-model.js';
 
 export interface DesiredSchedule {
   scheduleId: string;

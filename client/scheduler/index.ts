@@ -13,11 +13,10 @@
  */
 import { createHash } from 'node:crypto';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import { Directory } from '../../activities/control/directory.js';
+import { StoneyDirectory } from '../../adapters/ldap/stoney-directory.js';
 import type { GlobalConfig } from '../../core/global-config.js';
 import { errorText, type Log } from '../watcher/log.js';
 import { desiredSchedules, SCHEDULE_ID_PREFIX, type DesiredSchedule } from './desired.js';
-import { readDirectory } from './read-directory.js';
 
 export const SCHEDULED_BACKUP_WORKFLOW = 'scheduledBackupWorkflow';
 
@@ -61,8 +60,7 @@ function fingerprint(d: DesiredSchedule, timezone: string, taskQueue: string): s
 }
 
 export async function startScheduler(config: GlobalConfig, o: SchedulerOptions): Promise<RunningScheduler> {
-  const db = config.database;
-  const directory = new Directory({ url: db.url, bindDn: db.bindDn, password: db.password });
+  const directory = StoneyDirectory.fromConfig(config.database);
   const timezone = o.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone ?? 'UTC';
   const { temporal: client, log, taskQueue } = o;
   const reportedLeftOut = new Map<string, string>();
@@ -90,7 +88,7 @@ export async function startScheduler(config: GlobalConfig, o: SchedulerOptions):
   }
 
   async function reconcile(): Promise<ReconcileResult> {
-    const snapshot = await readDirectory(directory, db.serviceSubtree, db.cloudWideConfigurationDn);
+    const snapshot = await directory.schedulingSnapshot();
     const { schedules, leftOut } = desiredSchedules(snapshot, o.nodes);
     for (const l of leftOut) {
       if (reportedLeftOut.get(l.vm) !== l.reason) log.info(`VM ${l.vm} has no backup schedule: ${l.reason}`);

@@ -1,5 +1,5 @@
 /**
- * What one changed directory entry means to the watcher (original §2.3, v0.2.7 semantics), as pure
+ * What one changed directory entry means to the watcher (docs/ldap-protocol.md, the original's v0.2.7 semantics), as pure
  * decisions the watcher then carries out. In order:
  *
  * 1. Not a backup leaf by its DN: no request of ours (a request mode on it is logged, since

@@ -7,14 +7,14 @@
  * the entry with backoff and never loses it.
  */
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import type { Directory } from '../../activities/control/directory.js';
+import type { StoneyDirectoryModel } from '../../core/directory-model.js';
 import { temporalReusePolicy, workflowIdFor, workflowInput, type Dispatch } from '../../core/dispatch.js';
 import { Code } from '../../core/exit-codes.js';
+import { codeOf } from '../../core/failures.js';
 import type { LeafRef } from '../../core/naming.js';
 import { endedChanges, processedChanges, type LeafChanges } from '../../core/provisioning.js';
 import { SA } from '../../core/search-attributes.js';
 import { decide, localDate, triage, type ChangedEntry } from './classify.js';
-import type { LdapSession } from './ldap-session.js';
 import { errorText, type Log } from './log.js';
 
 /** A problem that passes: retry the entry later. */
@@ -38,10 +38,8 @@ export interface DispatcherDeps {
   temporal: Client;
   /** The control task queue the workflows run on. */
   taskQueue: string;
-  /** For answers written on leaves. */
-  directory: Directory;
-  /** For the VM lookups (node check) on the watcher's bound connection. */
-  session: LdapSession;
+  /** The VM lookups (node check) and the answers written on leaves, on the watcher's bound connection. */
+  directory: StoneyDirectoryModel;
   serviceSubtree: string;
   /** Nodes this site runs workers for: a VM whose sstNode is another is somebody else's. */
   nodes: ReadonlySet<string>;
@@ -120,18 +118,14 @@ export class RequestDispatcher {
 
   /** The VM's sstNode; null when it has none; undefined when the entry is gone. */
   private async nodeOf(leaf: LeafRef): Promise<string | null | undefined> {
-    let found;
+    let vm;
     try {
-      found = await this.deps.session.search(leaf.vmDn, { scope: 'base', filter: '(objectClass=*)', attributes: ['sstNode'] });
+      vm = await this.deps.directory.vm(leaf.vm);
     } catch (e) {
       throw new Transient(`cannot read ${leaf.vmDn}: ${errorText(e)}`, { cause: e });
     }
-    const vm = found[0];
     if (!vm) return undefined;
-    const key = Object.keys(vm).find((k) => k.toLowerCase() === 'sstnode');
-    const value = key ? vm[key] : undefined;
-    const node = Array.isArray(value) ? value[0] : value;
-    return node === undefined || String(node).trim() === '' ? null : String(node);
+    return vm.node ?? null;
   }
 
   private async start(leaf: LeafRef, dispatch: Dispatch): Promise<Outcome> {
@@ -169,18 +163,10 @@ export class RequestDispatcher {
    * the step ran once, and the leaf gets that run's answer if it still shows the request.
    */
   private async alreadyDone(leaf: LeafRef, dispatch: Dispatch, workflowId: string): Promise<Outcome> {
-    const current = await this.deps.session
-      .search(leaf.dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['sstProvisioningMode', 'sstProvisioningState'] })
-      .catch((e) => {
-        throw new Transient(`cannot read ${leaf.dn}: ${errorText(e)}`, { cause: e });
-      });
-    const e = current[0];
-    const attr = (name: string) => {
-      const k = e && Object.keys(e).find((x) => x.toLowerCase() === name.toLowerCase());
-      const v = k ? e![k] : undefined;
-      return Array.isArray(v) ? String(v[0]) : v === undefined ? undefined : String(v);
-    };
-    if (e && attr('sstProvisioningState') === '0' && attr('sstProvisioningMode') === dispatch.mode) {
+    const current = await this.deps.directory.leaf(leaf.dn).catch((e: unknown) => {
+      throw new Transient(`cannot read ${leaf.dn}: ${errorText(e)}`, { cause: e });
+    });
+    if (current && current.state === '0' && current.mode === dispatch.mode) {
       this.deps.log.info(`${dispatch.mode} already done by ${workflowId}; not run again, its answer written`, { dn: leaf.dn, workflowId });
       await this.write(leaf, { ...endedChanges(dispatch.doneMode, 0), ...processedChanges(this.now()) });
     }
@@ -195,10 +181,10 @@ export class RequestDispatcher {
 
   private async write(leaf: LeafRef, changes: LeafChanges): Promise<void> {
     try {
-      await this.deps.directory.modify(leaf.dn, changes);
+      await this.deps.directory.answerLeaf(leaf.dn, changes);
     } catch (e) {
       // the leaf may have been removed meanwhile; anything else is the directory being away
-      if (/no such object/i.test(errorText(e))) return;
+      if (codeOf(e) === Code.CANNOT_WORK_ON_UNDEFINED_OBJECT) return;
       throw new Transient(`cannot write to ${leaf.dn}: ${errorText(e)}`, { cause: e });
     }
   }

@@ -12,18 +12,19 @@
  * changed entry tells the scheduler something went away. Pending requests (state 0) are also swept
  * at start and when the local date changes, for requests dated a later day.
  */
-import type { Entry } from 'ldapts';
+import { isDirectoryUnreachable, type LdapClient } from '../../adapters/ldap/client.js';
 import { csnMinusSeconds, maxCsn } from '../../core/csn.js';
 import { escapeFilterValue, isUnder } from '../../core/dn.js';
 import type { ChangedEntry } from './classify.js';
 import { localDate } from './classify.js';
 import type { CookieStore } from './cookie-store.js';
+import { value, values, type LdapEntry } from '../../core/ldap-entry.js';
 import { Transient, type Outcome } from './dispatcher.js';
-import { SessionLost, type LdapSession } from './ldap-session.js';
 import { errorText, type Log } from './log.js';
 
 export interface FeedOptions {
-  session: LdapSession;
+  /** The watcher's long-lived LDAP session (adapters/ldap/client.ts). */
+  ldap: LdapClient;
   serviceSubtree: string;
   /** [Database] SEARCH_FILTER; `%entryCSN%` is replaced by the lower bound of each poll. */
   searchFilter: string;
@@ -39,21 +40,14 @@ export interface FeedOptions {
 }
 
 const ATTRIBUTES = ['entryCSN', 'sstProvisioningMode', 'sstProvisioningState', 'sstProvisioningExecutionDate'];
-const PAGE = { pageSize: 500 };
+const PAGE_SIZE = 500;
 const MAX_BACKOFF_MS = 30_000;
 
-function attribute(e: Entry, name: string): string | undefined {
-  const key = Object.keys(e).find((k) => k.toLowerCase() === name.toLowerCase());
-  const v = key ? e[key] : undefined;
-  const first = Array.isArray(v) ? v[0] : v;
-  return first === undefined ? undefined : Buffer.isBuffer(first) ? first.toString('utf8') : String(first);
-}
-
-export function toChangedEntry(e: Entry): ChangedEntry {
-  const out: ChangedEntry = { dn: e.dn, csn: attribute(e, 'entryCSN') ?? '' };
-  const mode = attribute(e, 'sstProvisioningMode');
-  const state = attribute(e, 'sstProvisioningState');
-  const date = attribute(e, 'sstProvisioningExecutionDate');
+export function toChangedEntry(e: LdapEntry): ChangedEntry {
+  const out: ChangedEntry = { dn: e.dn, csn: value(e, 'entryCSN') ?? '' };
+  const mode = value(e, 'sstProvisioningMode');
+  const state = value(e, 'sstProvisioningState');
+  const date = value(e, 'sstProvisioningExecutionDate');
   if (mode !== undefined) out.mode = mode;
   if (state !== undefined) out.state = state;
   if (date !== undefined) out.executionDate = date;
@@ -94,7 +88,7 @@ export class DirectoryFeed {
         outageSince = undefined;
         backoffMs = 0;
       } catch (e) {
-        if (!(e instanceof SessionLost || e instanceof Transient)) throw e;
+        if (!(isDirectoryUnreachable(e) || e instanceof Transient)) throw e;
         if (outageSince === undefined) log.warn('directory or Temporal unreachable, or refusing; retrying with backoff', { error: errorText(e) });
         outageSince ??= Date.now();
         backoffMs = Math.min(MAX_BACKOFF_MS, Math.max(250, backoffMs * 2));
@@ -132,7 +126,7 @@ export class DirectoryFeed {
     }
     const from = csnMinusSeconds(this.cookie, this.o.lookbackSeconds);
     const filter = this.o.searchFilter.replaceAll('%entryCSN%', escapeFilterValue(from));
-    const found = (await this.o.session.search(this.o.serviceSubtree, { scope: 'sub', filter, attributes: ATTRIBUTES, paged: PAGE }))
+    const found = (await this.o.ldap.search(this.o.serviceSubtree, { scope: 'sub', filter, attributes: ATTRIBUTES, pageSize: PAGE_SIZE }))
       .map(toChangedEntry)
       .filter((e) => e.csn !== '' && this.seen.get(e.dn) !== e.csn)
       .sort((a, b) => (a.csn < b.csn ? -1 : a.csn > b.csn ? 1 : 0));
@@ -173,7 +167,7 @@ export class DirectoryFeed {
     try {
       outcome = await this.o.handle(entry);
     } catch (e) {
-      if (e instanceof Transient || e instanceof SessionLost) throw e;
+      if (e instanceof Transient || isDirectoryUnreachable(e)) throw e;
       this.o.log.error('could not handle a changed entry; skipped', { dn: entry.dn, error: errorText(e) });
       this.seen.set(entry.dn, entry.csn);
       return;
@@ -185,11 +179,11 @@ export class DirectoryFeed {
 
   /** Every pending request, whatever the cookie says: requests for today that waited, and anything left over. */
   private async sweep(): Promise<void> {
-    const pending = await this.o.session.search(this.o.serviceSubtree, {
+    const pending = await this.o.ldap.search(this.o.serviceSubtree, {
       scope: 'sub',
       filter: '(&(objectClass=sstProvisioning)(sstProvisioningState=0))',
       attributes: ATTRIBUTES,
-      paged: PAGE,
+      pageSize: PAGE_SIZE,
     });
     for (const entry of pending.map(toChangedEntry)) if (this.seen.get(entry.dn) !== entry.csn) await this.handleOne(entry, true);
   }
@@ -197,14 +191,14 @@ export class DirectoryFeed {
   /** contextCSN of the naming context holding the service subtree (undefined without syncprov). */
   private async contextCsn(): Promise<string | undefined> {
     if (this.namingContext === null) {
-      const root = await this.o.session.search('', { scope: 'base', filter: '(objectClass=*)', attributes: ['namingContexts'] });
-      const contexts = root[0] ? ([] as unknown[]).concat(root[0]['namingContexts'] ?? []).map(String) : [];
+      const root = await this.o.ldap.search('', { scope: 'base', attributes: ['namingContexts'] });
+      const contexts = root[0] ? values(root[0], 'namingContexts') : [];
       this.namingContext = contexts.find((c) => isUnder(this.o.serviceSubtree, c));
     }
     if (!this.namingContext) return undefined;
-    const [suffix] = await this.o.session.search(this.namingContext, { scope: 'base', filter: '(objectClass=*)', attributes: ['contextCSN'] });
+    const [suffix] = await this.o.ldap.search(this.namingContext, { scope: 'base', attributes: ['contextCSN'] });
     // one value per server id in a multi-master directory; any of them moving is a change
-    const values = suffix ? ([] as unknown[]).concat(suffix['contextCSN'] ?? []).map(String).sort() : [];
-    return values.length ? values.join(' ') : undefined;
+    const csns = suffix ? [...values(suffix, 'contextCSN')].sort() : [];
+    return csns.length ? csns.join(' ') : undefined;
   }
 }

@@ -5,14 +5,13 @@
  * outside the leaves. `stop()` ends both; `done` settles when they have ended.
  */
 import type { Client } from '@temporalio/client';
-import { Directory } from '../../activities/control/directory.js';
+import { StoneyDirectory } from '../../adapters/ldap/stoney-directory.js';
+import { connectClient } from '../../adapters/temporal/connection.js';
 import type { GlobalConfig } from '../../core/global-config.js';
-import { connectClient } from '../../workers/temporal.js';
 import { startScheduler, type RunningScheduler, type SchedulerOptions } from '../scheduler/index.js';
 import { CookieStore } from './cookie-store.js';
 import { RequestDispatcher } from './dispatcher.js';
 import { DirectoryFeed } from './feed.js';
-import { LdapSession } from './ldap-session.js';
 import { consoleLog, errorText, type Log } from './log.js';
 
 export interface WatcherOptions {
@@ -55,19 +54,19 @@ export async function startWatcher(config: GlobalConfig, options: WatcherOptions
   // search attributes the starts carry are registered by the workers, and a start refused for
   // lack of them is retried like any other
   const stopping = new AbortController();
-  const session = new LdapSession({ url: db.url, bindDn: db.bindDn, password: db.password });
-  const directory = new Directory({ url: db.url, bindDn: db.bindDn, password: db.password });
+  // one bound connection for the polls, the node checks and the answers
+  const directory = StoneyDirectory.fromConfig(db, 'session');
 
   let scheduler: RunningScheduler | undefined;
   if (options.scheduler !== false) {
     scheduler = await startScheduler(config, { ...(options.scheduler ?? {}), nodes: [...nodes], taskQueue, log, temporal });
   }
   const dispatcher = new RequestDispatcher({
-    temporal, taskQueue, directory, session, serviceSubtree: db.serviceSubtree, nodes, log, stopping: stopping.signal,
+    temporal, taskQueue, directory, serviceSubtree: db.serviceSubtree, nodes, log, stopping: stopping.signal,
     ...(options.startTimeoutMs ? { startTimeoutMs: options.startTimeoutMs } : {}),
   });
   const feed = new DirectoryFeed({
-    session,
+    ldap: directory.ldap,
     serviceSubtree: db.serviceSubtree,
     searchFilter: db.searchFilter,
     cookies: new CookieStore(db.cookieFile, db.defaultCookie),
@@ -90,7 +89,7 @@ export async function startWatcher(config: GlobalConfig, options: WatcherOptions
       stopping.abort();
       await running.catch(() => undefined);
       await scheduler?.stop();
-      await session.close();
+      await directory.close();
       if (ownClient) await temporal.connection.close();
       log.info('watcher stopped');
     })());

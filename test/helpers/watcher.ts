@@ -5,12 +5,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
-import { value } from '../../core/ldap-entry.js';
 import { leafDn, leafTimestamp, vmBackupDn, vmDn } from '../../core/naming.js';
 import { newLeafAttributes } from '../../core/provisioning.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { startWatcher, type RunningWatcher, type WatcherOptions } from '../../client/watcher/index.js';
-import { LdapSession } from '../../client/watcher/ldap-session.js';
+import { LdapClient } from '../../adapters/ldap/client.js';
+import { value } from '../../core/ldap-entry.js';
 import { consoleLog, recordingLog } from '../../client/watcher/log.js';
 import type { World } from './world.js';
 
@@ -93,7 +93,7 @@ export const processed = (s: LeafState | undefined) => !!s && /^\d{8}T\d{6}Z$/.t
 
 /** Every distinct (mode, state, rv) a leaf shows, read every 15 ms on one connection. */
 export function recordLeaf(world: World, dn: string): { stop(): Promise<LeafState[]> } {
-  const session = new LdapSession({ url: world.config.database.url, bindDn: world.config.database.bindDn, password: world.config.database.password });
+  const session = LdapClient.session({ url: world.config.database.url, bindDn: world.config.database.bindDn, password: world.config.database.password });
   const seen: LeafState[] = [];
   let stopped = false;
   const loop = (async () => {
@@ -101,10 +101,10 @@ export function recordLeaf(world: World, dn: string): { stop(): Promise<LeafStat
     for (let last = false; !last; ) {
       last = stopped;
       const [e] = await session
-        .search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['sstProvisioningMode', 'sstProvisioningState', 'sstProvisioningReturnValue'] })
+        .search(dn, { scope: 'base', attributes: ['sstProvisioningMode', 'sstProvisioningState', 'sstProvisioningReturnValue'] })
         .catch(() => [undefined]);
       if (e) {
-        const s = { mode: String(e['sstProvisioningMode'] ?? ''), state: String(e['sstProvisioningState'] ?? ''), rv: String(e['sstProvisioningReturnValue'] ?? '') };
+        const s = { mode: value(e, 'sstProvisioningMode') ?? '', state: value(e, 'sstProvisioningState') ?? '', rv: value(e, 'sstProvisioningReturnValue') ?? '' };
         const previous = seen[seen.length - 1];
         if (!previous || previous.mode !== s.mode || previous.state !== s.state || previous.rv !== s.rv) seen.push(s);
       }

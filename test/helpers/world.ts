@@ -7,9 +7,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { Directory } from '../../activities/control/directory.js';
+import { LdapClient } from '../../adapters/ldap/client.js';
 import type { NodeDeps } from '../../activities/node/index.js';
-import { Virsh } from '../../activities/node/virsh.js';
+import { Virsh } from '../../adapters/host/virsh.js';
 import { parseGlobalConfig, type GlobalConfig } from '../../core/global-config.js';
 import { vmDn } from '../../core/naming.js';
 import { freePort } from '../../stack/daemon.js';
@@ -18,7 +18,7 @@ import { LIBVIRT_URI } from '../../stack/libvirt.js';
 import { startSlapd, type Slapd } from '../../stack/slapd.js';
 import { createTinyVm, openPath, type TinyVm } from '../../stack/tiny-vm.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run-workers.js';
-import { connectClient, ensureSearchAttributes } from '../../workers/temporal.js';
+import { connectClient, ensureSearchAttributes } from '../../adapters/temporal/connection.js';
 import { temporalTarget, testDir, uniqueName } from './names.js';
 
 export interface WorldOptions {
@@ -42,7 +42,8 @@ export interface World {
   vm: string;
   pool: string;
   slapd: Slapd;
-  directory: Directory;
+  /** Raw LDAP access to the world's directory (tests write entries as fc-brokerd or an operator would). */
+  directory: LdapClient;
   config: GlobalConfig;
   configFile: string;
   virsh: Virsh;
@@ -60,7 +61,7 @@ export interface World {
 const PASSWORD = 'test-secret';
 
 /** A file disk of `vm` in the directory (an extra disk, or one the domain does not have). */
-export async function addDiskEntry(directory: Directory, vm: string, target: string, path: string): Promise<void> {
+export async function addDiskEntry(directory: LdapClient, vm: string, target: string, path: string): Promise<void> {
   await directory.add(`sstDisk=${target},ou=devices,${vmDn(DEMO_SERVICE_SUBTREE, vm)}`, {
     objectClass: ['top', 'sstVirtualizationVirtualMachineDisk'],
     sstDisk: target,
@@ -142,7 +143,7 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     env: { TEMPORAL_ADDRESS: temporalTarget().address },
     readSecretFile: (p) => readFileSync(p, 'utf8'),
   });
-  const directory = new Directory({ url: config.database.url, bindDn: config.database.bindDn, password: config.database.password });
+  const directory = LdapClient.perCall({ url: config.database.url, bindDn: config.database.bindDn, password: config.database.password });
 
   for (const d of disks.slice(1)) await addDiskEntry(directory, vm, d.target, d.path);
 

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
-import { overlayPath } from '../../core/backup-plan.js';
+import { overlayPath } from '../../core/layout.js';
 import type { SnapshotMethod } from '../../core/global-config.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { addLeaf, readLeaf, startBackup, waitForPhase } from '../helpers/backup.js';

@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NodeDeps } from '../../activities/node/index.js';
-import { overlayPath } from '../../core/backup-plan.js';
+import { overlayPath } from '../../core/layout.js';
 import { Code } from '../../core/exit-codes.js';
 import { codeOf } from '../../core/failures.js';
 import { vmDn } from '../../core/naming.js';

@@ -13,7 +13,8 @@ import { after, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Code } from '../../core/exit-codes.js';
 import { codeOf } from '../../core/failures.js';
-import { leafDn, NOT_RUNNING_STATE_MARKER } from '../../core/naming.js';
+import { NOT_RUNNING_STATE_MARKER } from '../../core/layout.js';
+import { leafDn } from '../../core/naming.js';
 import { newLeafAttributes } from '../../core/provisioning.js';
 import type { RestoreStep } from '../../core/restore-plan.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
@@ -246,7 +247,7 @@ test('through the watcher: the vm-manager cancels at the confirmation point (fin
   await request(w, leaf.dn, 'unretainSmallFiles');
   await waitForLeaf(w, leaf.dn, 'unretainedSmallFiles + stamp', (s) => s?.mode === 'unretainedSmallFiles' && processed(s));
   assert.ok(existsSync(join(retainIterationDir(w, leaf.ou), `${w.vm}.ldif.${leaf.ou}`)), 'the LDIF waits in retain for the operator');
-  // the operator says no: vm-manager writes finished with state 0 (VmController.php:1616-1633)
+  // the operator says no: vm-manager writes finished with state 0 (docs/restore.md, Confirmation)
   await w.directory.modify(leaf.dn, { sstProvisioningMode: 'finished', sstProvisioningState: '0' });
   await waitForLeaf(w, leaf.dn, 'finished + stamp', (s) => s?.mode === 'finished' && processed(s));
   assert.equal(existsSync(retainIterationDir(w, leaf.ou)), false, 'no retain files left');

@@ -15,7 +15,7 @@ import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { createTinyVm, type TinyVm } from '../../stack/tiny-vm.js';
 import { vmLockWorkflow } from '../../workflows/index.js';
 import type { ScheduledBackupOutcome } from '../../workflows/scheduled-backup.js';
-import { acquireVmLockSignal, releaseVmLockSignal } from '../../workflows/vm-lock.js';
+import { acquireVmLockSignal, releaseVmLockSignal } from '../../workflows/definitions.js';
 import { uniqueName } from '../helpers/names.js';
 import { createLeaf, leafState, processed, startTestWatcher } from '../helpers/watcher.js';
 import { createWorld, type World } from '../helpers/world.js';

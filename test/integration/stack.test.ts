@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { resolveBackupConfiguration } from '../../core/backup-config.js';
+import { StoneyDirectory } from '../../adapters/ldap/stoney-directory.js';
 import { value } from '../../core/ldap-entry.js';
-import { poolBackupConfigDn, vmBackupDn, vmDn } from '../../core/naming.js';
+import { vmDn } from '../../core/naming.js';
 import { DEMO_CLOUD_WIDE_DN, DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { guestWrite, hostHasPattern } from '../../stack/tiny-vm.js';
 import { probeNodeWorkflow } from '../../workflows/index.js';
@@ -45,11 +45,8 @@ test('slapd: the stoney cloud schema and demo directory are served; the pool con
   const vm = await world.directory.get(vmDn(DEMO_SERVICE_SUBTREE, world.vm));
   assert.ok(vm, 'VM entry exists');
   assert.equal(value(vm, 'sstNode'), world.node);
-  const resolved = resolveBackupConfiguration({
-    vm: await world.directory.get(vmBackupDn(DEMO_SERVICE_SUBTREE, world.vm)),
-    pool: await world.directory.search(poolBackupConfigDn(DEMO_SERVICE_SUBTREE, world.pool), '(objectClass=sstVirtualizationBackupObjectClass)', 'base'),
-    cloud: await world.directory.get(DEMO_CLOUD_WIDE_DN),
-  });
+  const model = new StoneyDirectory(world.directory, { serviceSubtree: DEMO_SERVICE_SUBTREE, cloudWideConfigurationDn: DEMO_CLOUD_WIDE_DN });
+  const resolved = await model.effectiveConfiguration(world.vm, world.pool);
   assert.equal(resolved.level, 'pool');
   assert.equal(resolved.config.iterations, 2);
   assert.equal(resolved.config.rootDirectory, `file://${world.paths.backupRoot}`);

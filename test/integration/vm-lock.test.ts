@@ -10,7 +10,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { vmLockWorkflowId } from '../../core/naming.js';
 import type { VmLockState } from '../../core/vm-lock.js';
 import { vmLockWorkflow } from '../../workflows/index.js';
-import { acquireVmLockSignal, vmLockStateQuery } from '../../workflows/vm-lock.js';
+import { acquireVmLockSignal, vmLockStateQuery } from '../../workflows/definitions.js';
 import { addLeaf, readLeaf, startBackup } from '../helpers/backup.js';
 import { createWorld, type World } from '../helpers/world.js';
 

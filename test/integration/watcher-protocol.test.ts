@@ -1,6 +1,6 @@
 /**
  * The stoney cloud protocol through the watcher, on the real slapd, Temporal and VM: every
- * transition of the original's §2.2 as fc-brokerd writes it (initialized → snapshot → merge →
+ * transition of the protocol (docs/ldap-protocol.md) as fc-brokerd writes it (initialized → snapshot → merge →
  * retain → finished → delete → deleted → removed), the one-go `backup` request, the answer 18 for
  * an unknown mode.
  */

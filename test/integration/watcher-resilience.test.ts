@@ -16,7 +16,7 @@ import { vmLockWorkflowId } from '../../core/naming.js';
 import { DEMO_ROOT_DN, DEMO_SUFFIX } from '../../stack/directory.js';
 import { startSlapd, type Slapd } from '../../stack/slapd.js';
 import { vmLockWorkflow } from '../../workflows/index.js';
-import { acquireVmLockSignal, releaseVmLockSignal } from '../../workflows/vm-lock.js';
+import { acquireVmLockSignal, releaseVmLockSignal } from '../../workflows/definitions.js';
 import {
   addVmEntry, createLeaf, leafState, processed, request, runsOf, startTestWatcher, testOu, waitForLeaf,
 } from '../helpers/watcher.js';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { manifestText, parseManifest } from '../../activities/node/backup/export.js';
-import { pauseFromEvents } from '../../activities/node/guest-pause.js';
+import { pauseFromEvents } from '../../adapters/host/guest-pause.js';
 import { resolveBackupConfiguration } from '../../core/backup-config.js';
-import { overlayPath, planBackup, retainFiles, type BackupContext } from '../../core/backup-plan.js';
+import { planBackup, retainFiles, type BackupContext } from '../../core/backup-plan.js';
+import { manifestText, overlayPath, parseManifest } from '../../core/layout.js';
 import { domainDisks, retargetDisks, withOriginalDisks } from '../../core/domain-xml.js';
 import { makeEntry } from '../../core/ldap-entry.js';
 import { parseValidLeafDn, leafDn } from '../../core/naming.js';
@@ -79,7 +79,7 @@ test('domain XML: disks with their backing chain; original paths restored for th
   assert.doesNotMatch(original, /backingStore|overlay/);
 });
 
-test('domain XML: retargeting for restore --xml drops the empty <backingStore/> (lab §4e)', () => {
+test('domain XML: retargeting for restore --xml drops the empty <backingStore/> (docs/backup.md, Snapshot)', () => {
   const saved = `<domain><devices><disk type='file' device='disk'>
       <source file='/v/d.qcow2'/>
       <backingStore/>

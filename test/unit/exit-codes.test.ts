@@ -4,7 +4,7 @@ import { ApplicationFailure, ActivityFailure, RetryState } from '@temporalio/com
 import { Code, EXIT_CODES, exitCode, NON_RETRYABLE_NAMES } from '../../core/exit-codes.js';
 import { codeOf, failure, STEP_RETRY } from '../../core/failures.js';
 
-test('the table holds the seed codes 0-48 without 14, names as in KVMConstants.pm', () => {
+test('the table holds the seed codes 0-48 without 14, names as the original daemon (docs/exit-codes.md)', () => {
   const numbers = EXIT_CODES.map((c) => c.code);
   assert.deepEqual(numbers, [...Array(49).keys()].filter((n) => n !== 14));
   assert.equal(exitCode(3)?.name, 'CONFIGURED_RAM_DISK_IS_NOT_VALUD'); // the seed's spelling

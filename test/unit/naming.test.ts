@@ -3,8 +3,9 @@ import { test } from 'node:test';
 import { escapeDnValue, escapeFilterValue, isUnder, parseDn, sameDn } from '../../core/dn.js';
 import { makeEntry } from '../../core/ldap-entry.js';
 import { toLdif } from '../../core/ldif.js';
+import { fileNames, intermediatePath, iterationDirectory } from '../../core/layout.js';
 import {
-  assertVmName, CONTROL_TASK_QUEUE, fileNames, fileUriToPath, intermediatePath, isInside, iterationDirectory, leafDn,
+  assertVmName, CONTROL_TASK_QUEUE, fileUriToPath, isInside, leafDn,
   leafTimestamp, nodeTaskQueue, parseLeafDn, parseLeafTimestamp, parseValidLeafDn, workflowIdForLeaf, type NamingError,
 } from '../../core/naming.js';
 

@@ -5,15 +5,12 @@
  * (an iteration without it is incomplete), then the retain folder removed. Resumable like every big
  * copy; a plain copy, so it runs at `cp` speed.
  */
-import { readFile, stat } from 'node:fs/promises';
 import { retainFiles, type CopyStats, type PreparedBackup } from '../../../core/backup-plan.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { fileNames } from '../../../core/naming.js';
-import { exists } from '../files.js';
+import { fileNames, ledgerPath, manifestText, parseManifest } from '../../../core/layout.js';
+import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
-import { readHashes, sha256OfFile } from './hashes.js';
-import type { BackupNodeDeps } from './deps.js';
 
 interface ExportProgress {
   phase: 'export';
@@ -23,21 +20,7 @@ interface ExportProgress {
   bytes: number;
 }
 
-/** `sha256sum -c` format: `<hex>  <file>`. */
-export function manifestText(entries: Array<[file: string, sha256: string]>): string {
-  return entries.map(([f, h]) => `${h}  ${f}\n`).join('');
-}
-
-export function parseManifest(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line.trim());
-    if (m) out.set(m[2]!, m[1]!);
-  }
-  return out;
-}
-
-export function createExport(deps: BackupNodeDeps) {
+export function createExport(deps: NodeDeps) {
   const { files } = deps;
 
   return {
@@ -45,22 +28,22 @@ export function createExport(deps: BackupNodeDeps) {
       const { plan } = p;
       const started = Date.now();
       const manifest = `${plan.backupDir}/${fileNames.inBackup(plan.files.manifest, plan.ou)}`;
-      if ((await exists(manifest)) && !(await exists(plan.retainDir))) {
-        const listed = parseManifest(await readFile(manifest, 'utf8'));
+      if ((await files.exists(manifest)) && !(await files.exists(plan.retainDir))) {
+        const listed = parseManifest(await files.readText(manifest));
         return { bytes: 0, files: listed.size, durationMs: 0, resumedBytes: 0 }; // done by an earlier attempt
       }
       await files.makeDirectory(plan.backupDir, plan.directories);
       const beat = startHeartbeat<ExportProgress>({ phase: 'export', done: [], bytes: 0 });
       const progress: ExportProgress = { phase: 'export', done: [...(beat.previous?.done ?? [])], bytes: beat.previous?.bytes ?? 0 };
       const names = retainFiles(plan);
-      const hashes = await readHashes(plan.retainDir);
+      const hashes = await files.readJson<Record<string, string>>(ledgerPath(plan.retainDir, 'hashes'), {});
       let resumedBytes = 0;
       try {
         for (const name of names) {
           const src = `${plan.retainDir}/${name}`;
           const dst = `${plan.backupDir}/${fileNames.inBackup(name, plan.ou)}`;
-          if (progress.done.includes(name) && (await exists(dst))) continue;
-          if (!(await exists(src))) throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} is missing from the retain directory`);
+          if (progress.done.includes(name) && (await files.exists(dst))) continue;
+          if (!(await files.exists(src))) throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} is missing from the retain directory`);
           const resumeFrom = beat.previous?.current?.name === name ? beat.previous.current.bytes : 0;
           resumedBytes += resumeFrom;
           try {
@@ -73,15 +56,15 @@ export function createExport(deps: BackupNodeDeps) {
               onProgress: (bytes, total) => beat.set({ ...progress, current: { name, bytes, total } }),
             });
             progress.bytes += r.bytes;
-            const [a, b] = await Promise.all([stat(src), stat(dst)]);
-            if (a.size !== b.size) throw new Error(`the copy has ${b.size} bytes, the retained file ${a.size}`);
+            const [a, b] = await Promise.all([files.size(src), files.size(dst)]);
+            if (a !== b) throw new Error(`the copy has ${b} bytes, the retained file ${a}`);
           } catch (e) {
             if (beat.signal.aborted) throw e;
             throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} → ${dst}: ${(e as Error).message}`);
           }
           await files.setOwnership(dst, plan.images, 'file');
           // a retain directory of an older version has no hash for a file: hash the copy
-          hashes[name] ??= await sha256OfFile(dst);
+          hashes[name] ??= await files.sha256(dst);
           progress.done.push(name);
           beat.set({ ...progress });
         }

@@ -1,13 +1,13 @@
-/** The node's backup activities, one file per phase (SPEC §2). */
-import type { BackupNodeDeps } from './deps.js';
+/** The node's backup activities, one file per phase (docs/backup.md). */
+import type { NodeDeps } from '../deps.js';
+import { createCopyToRetain } from './copy-to-retain.js';
 import { createExport } from './export.js';
 import { createMerge } from './merge.js';
 import { createPreflight } from './preflight.js';
-import { createCopyToRetain } from './retain.js';
 import { createRotate } from './rotate.js';
 import { createSnapshot } from './snapshot.js';
 
-export function createBackupActivities(deps: BackupNodeDeps) {
+export function createBackupActivities(deps: NodeDeps) {
   return {
     ...createPreflight(deps),
     ...createSnapshot(deps),
@@ -17,5 +17,3 @@ export function createBackupActivities(deps: BackupNodeDeps) {
     ...createRotate(deps),
   };
 }
-
-export type { BackupNodeDeps } from './deps.js';

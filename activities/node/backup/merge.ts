@@ -8,16 +8,14 @@
  * The same routine, with the recovery of a paused or saved VM in front, is the compensation every
  * failure after the snapshot runs: `ensureOnOwnImages`.
  */
-import { rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DomainNotFoundError } from '../../../adapters/host/virsh.js';
 import { stagingStateFile, type BackupPlan, type PreparedBackup } from '../../../core/backup-plan.js';
 import { domainDisks, withOriginalDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { exists } from '../files.js';
+import type { NodeDeps } from '../deps.js';
 import { startHeartbeat, type Beat } from '../heartbeat.js';
-import { DomainNotFoundError } from '../virsh.js';
-import type { BackupNodeDeps } from './deps.js';
 
 export interface MergeProgress {
   phase: 'merge';
@@ -32,8 +30,8 @@ export interface MergeResult {
   committed: string[];
 }
 
-export function createMerge(deps: BackupNodeDeps) {
-  const { virsh, images } = deps;
+export function createMerge(deps: NodeDeps) {
+  const { virsh, images, files } = deps;
   const pollMs = deps.pollMs ?? 250;
 
   async function sourceOf(vm: string, target: string): Promise<string | undefined> {
@@ -94,19 +92,19 @@ export function createMerge(deps: BackupNodeDeps) {
     if (!domainDisks(xml).some((d) => toImage.has(d.source))) return false;
     const file = `${plan.disks[0]!.overlay}.define.xml`;
     try {
-      await writeFile(file, withOriginalDisks(xml, toImage), { mode: 0o600 });
+      await files.writePrivate(file, withOriginalDisks(xml, toImage));
       await virsh.define(file);
     } catch (e) {
       throw failure(Code.CANNOT_DEFINE_MACHINE, `cannot define ${plan.vm} on its own images again: ${(e as Error).message}`);
     } finally {
-      await rm(file, { force: true });
+      await files.remove(file);
     }
     return true;
   }
 
   async function removeOverlay(path: string): Promise<void> {
     try {
-      await rm(path, { force: true });
+      await files.remove(path);
     } catch (e) {
       throw failure(Code.CANNOT_REMOVE_OLD_DISK_IMAGE, `cannot remove overlay ${path}: ${(e as Error).message}`);
     }
@@ -124,7 +122,7 @@ export function createMerge(deps: BackupNodeDeps) {
       for (const disk of plan.disks) {
         if (active) {
           if (await commitLive(plan, disk, beat)) committed.push(disk.target);
-        } else if (await exists(disk.overlay)) {
+        } else if (await files.exists(disk.overlay)) {
           // the VM went down on its overlay: its writes are only there
           const info = await images.info(disk.overlay).catch(() => undefined);
           if (info?.backingFile === disk.path) {
@@ -167,7 +165,7 @@ export function createMerge(deps: BackupNodeDeps) {
         throw e;
       }
       const staged = stagingStateFile(p);
-      if (p.running && state.state === 'shut off' && state.reason === 'saved' && (await exists(staged))) {
+      if (p.running && state.state === 'shut off' && state.reason === 'saved' && (await files.exists(staged))) {
         // the classic method failed between save and restore: the state matches the images as they are
         for (const d of plan.disks) await removeOverlay(d.overlay);
         await virsh.restore(staged);

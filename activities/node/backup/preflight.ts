@@ -4,6 +4,7 @@
  * and backup filesystems have room (47, 48), and the RAM disk can take the RAM state, else the
  * retain directory takes it, with a warning.
  */
+import { DomainNotFoundError } from '../../../adapters/host/virsh.js';
 import { planBackup, type BackupContext, type BackupPlan, type PreparedBackup } from '../../../core/backup-plan.js';
 import { domainDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
@@ -11,13 +12,11 @@ import { failure } from '../../../core/failures.js';
 import type { SnapshotMethod } from '../../../core/global-config.js';
 import { NamingError } from '../../../core/naming.js';
 import type { BackupStep } from '../../../core/provisioning.js';
-import { exists } from '../files.js';
-import { DomainNotFoundError } from '../virsh.js';
-import type { BackupNodeDeps } from './deps.js';
+import type { NodeDeps } from '../deps.js';
 
 const RAM_MARGIN = 1.05;
 
-export function createPreflight(deps: BackupNodeDeps) {
+export function createPreflight(deps: NodeDeps) {
   const { virsh, files } = deps;
 
   function plan(ctx: BackupContext, method: SnapshotMethod): BackupPlan {
@@ -79,7 +78,7 @@ export function createPreflight(deps: BackupNodeDeps) {
   async function chooseStaging(p: BackupPlan, running: boolean, memoryKiB: number, warnings: string[]): Promise<'ramdisk' | 'retain'> {
     if (!running) return 'retain';
     // a retry after the snapshot finds its state file where the first attempt put it
-    if (await exists(p.stagingStateFile)) return 'ramdisk';
+    if (await files.exists(p.stagingStateFile)) return 'ramdisk';
     if (!(await files.writableDirectory(p.ramDisk))) {
       warnings.push(`RAM disk ${p.ramDisk} is missing or not writable; the state file goes to the retain directory`);
       return 'retain';
@@ -113,7 +112,7 @@ export function createPreflight(deps: BackupNodeDeps) {
       const memoryKiB = running ? await virsh.maxMemoryKiB(p.vm) : 0;
       const warnings: string[] = [];
       if (purpose !== 'snapshot') {
-        return { plan: p, running, memoryKiB, staging: (await exists(p.stagingStateFile)) ? 'ramdisk' : 'retain', warnings };
+        return { plan: p, running, memoryKiB, staging: (await files.exists(p.stagingStateFile)) ? 'ramdisk' : 'retain', warnings };
       }
       await checkSpace(p, memoryKiB);
       const staging = await chooseStaging(p, running, memoryKiB, warnings);

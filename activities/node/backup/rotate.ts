@@ -4,10 +4,12 @@
  * An iteration is finished when its manifest exists, or, for iterations the Perl daemon wrote, when
  * its state file and XML are there. Unfinished iterations are left for an operator to look at.
  */
-import { fileNames, isLeafOu } from '../../../core/naming.js';
-import type { BackupPlan } from '../../../core/backup-plan.js';
-import { exists } from '../files.js';
-import type { BackupNodeDeps } from './deps.js';
+import type { BackupContext, BackupPlan } from '../../../core/backup-plan.js';
+import { suffixedIterationFiles } from '../../../core/layout.js';
+import { isLeafOu } from '../../../core/naming.js';
+import { iterationsBeyond } from '../../../core/retention.js';
+import type { NodeDeps } from '../deps.js';
+import { locateIteration } from '../locate-iteration.js';
 
 export interface RotationResult {
   kept: string[];
@@ -15,13 +17,14 @@ export interface RotationResult {
   unfinished: string[];
 }
 
-export function createRotate(deps: BackupNodeDeps) {
+export function createRotate(deps: NodeDeps) {
   const { files } = deps;
 
   async function finished(plan: BackupPlan, ou: string): Promise<boolean> {
     const dir = `${plan.backupVmDir}/${ou}`;
-    if (await exists(`${dir}/${fileNames.inBackup(plan.files.manifest, ou)}`)) return true;
-    return (await exists(`${dir}/${fileNames.inBackup(plan.files.state, ou)}`)) && (await exists(`${dir}/${fileNames.inBackup(plan.files.xml, ou)}`));
+    const names = suffixedIterationFiles(plan.vm, ou);
+    if (await files.exists(`${dir}/${names.manifest}`)) return true;
+    return (await files.exists(`${dir}/${names.state}`)) && (await files.exists(`${dir}/${names.xml}`));
   }
 
   return {
@@ -30,18 +33,20 @@ export function createRotate(deps: BackupNodeDeps) {
       const done: string[] = [];
       const unfinished: string[] = [];
       for (const ou of ous) ((await finished(plan, ou)) ? done : unfinished).push(ou);
-      const kept = done.slice(0, Math.max(1, keep));
-      const deleted = done.slice(Math.max(1, keep)).filter((ou) => ou !== plan.ou);
+      const deleted = iterationsBeyond(done, keep).filter((ou) => ou !== plan.ou);
+      const kept = done.filter((ou) => !deleted.includes(ou));
       for (const ou of deleted) await files.removeDirectory(`${plan.backupVmDir}/${ou}`, plan.backupRoot);
       return { kept, deleted, unfinished };
     },
 
-    /** The `delete` step: one iteration's directory, wherever it is (missing is fine). */
-    async deleteIteration(plan: BackupPlan, ou: string): Promise<{ deleted: boolean }> {
-      const dir = `${plan.backupVmDir}/${ou}`;
-      const there = await exists(dir);
-      await files.removeDirectory(dir, plan.backupRoot);
-      return { deleted: there };
+    /**
+     * The `delete` step: one iteration's directory, found from the leaf and the layout alone (the VM
+     * may be gone or its disks changed); an iteration already gone is fine.
+     */
+    async deleteIteration(ctx: BackupContext): Promise<{ deleted: boolean; backupDir: string }> {
+      const { dirs, found } = await locateIteration(files, ctx, deps.virtualizationRoot);
+      if (found) await files.removeDirectory(dirs.backupDir, dirs.backupRoot);
+      return { deleted: found, backupDir: dirs.backupDir };
     },
   };
 }

@@ -11,21 +11,17 @@
  * attempt (the classic method continues with the restore), or untouched (starts over after removing
  * leftovers of the failed attempt).
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { watchGuestPause } from '../../../adapters/host/guest-pause.js';
 import { stagingStateFile, type PreparedBackup, type SnapshotResult } from '../../../core/backup-plan.js';
 import { domainDisks, retargetDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { exists } from '../files.js';
-import { watchGuestPause } from '../guest-pause.js';
+import { ledgerPath } from '../../../core/layout.js';
+import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
-import type { BackupNodeDeps } from './deps.js';
 
-/** The snapshot step's result, kept beside the retain files so a retry after success can return it. */
-const RESULT_FILE = '.snapshot-result.json';
-
-export function createSnapshot(deps: BackupNodeDeps) {
+export function createSnapshot(deps: NodeDeps) {
   const { virsh, images, files } = deps;
 
   async function currentSources(vm: string): Promise<Map<string, string>> {
@@ -44,8 +40,8 @@ export function createSnapshot(deps: BackupNodeDeps) {
 
   /** Leftovers of a failed attempt that would make libvirt refuse the snapshot. */
   async function removeLeftovers(p: PreparedBackup, inUse: Set<string>): Promise<void> {
-    for (const d of p.plan.disks) if (!inUse.has(d.overlay)) await rm(d.overlay, { force: true });
-    await rm(stagingStateFile(p), { force: true });
+    for (const d of p.plan.disks) if (!inUse.has(d.overlay)) await files.remove(d.overlay);
+    await files.remove(stagingStateFile(p));
   }
 
   /**
@@ -82,7 +78,7 @@ export function createSnapshot(deps: BackupNodeDeps) {
     if (!alreadySaved) await virsh.save(plan.vm, state);
     try {
       for (const d of plan.disks) {
-        await rm(d.overlay, { force: true });
+        await files.remove(d.overlay);
         await images.createOverlay(d.path, d.overlay, plan.imageFormat);
       }
     } catch (e) {
@@ -91,7 +87,7 @@ export function createSnapshot(deps: BackupNodeDeps) {
     }
     const xml = retargetDisks(await virsh.saveImageXml(state), new Map(plan.disks.map((d) => [d.path, d.overlay])));
     const xmlFile = `${state}.restore.xml`;
-    await writeFile(xmlFile, xml, { mode: 0o600 });
+    await files.writePrivate(xmlFile, xml);
     try {
       await virsh.restore(state, { xmlFile });
     } catch (e) {
@@ -99,7 +95,7 @@ export function createSnapshot(deps: BackupNodeDeps) {
       await virsh.restore(state).catch(() => undefined);
       throw failure(Code.CANNOT_RESTORE_MACHINE, `restore of ${plan.vm} onto its overlays failed: ${(e as Error).message}`);
     } finally {
-      await rm(xmlFile, { force: true });
+      await files.remove(xmlFile);
     }
   }
 
@@ -122,10 +118,10 @@ export function createSnapshot(deps: BackupNodeDeps) {
       const { plan } = p;
       const started = Date.now();
       await files.makeDirectory(plan.retainDir, plan.directories);
-      const resultFile = `${plan.retainDir}/${RESULT_FILE}`;
+      const resultFile = ledgerPath(plan.retainDir, 'snapshotResult');
       if (!p.running) {
         const result: SnapshotResult = { method: 'offline', pauseMs: 0, durationMs: 0 };
-        await writeFile(resultFile, JSON.stringify(result));
+        await files.writeJson(resultFile, result);
         return result;
       }
       const beat = startHeartbeat({ phase: 'snapshot' });
@@ -133,17 +129,15 @@ export function createSnapshot(deps: BackupNodeDeps) {
         await waitForDomainJob(plan.vm);
         const sources = await currentSources(plan.vm).catch(() => new Map<string, string>());
         const onOverlay = plan.disks.filter((d) => sources.get(d.target) === d.overlay);
-        if (onOverlay.length === plan.disks.length && (await exists(stagingStateFile(p)))) {
+        if (onOverlay.length === plan.disks.length && (await files.exists(stagingStateFile(p)))) {
           // done by an earlier attempt that did not live to report it
-          return (await exists(resultFile))
-            ? (JSON.parse(await readFile(resultFile, 'utf8')) as SnapshotResult)
-            : { method: plan.method, pauseMs: -1, durationMs: 0 };
+          return files.readJson<SnapshotResult>(resultFile, { method: plan.method, pauseMs: -1, durationMs: 0 });
         }
         if (onOverlay.length > 0) {
           throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} runs on ${onOverlay.length} of ${plan.disks.length} overlays; not snapshotting over that`);
         }
         const { state, reason } = await virsh.state(plan.vm);
-        const savedByUs = state === 'shut off' && reason === 'saved' && plan.method === 'classic' && (await exists(stagingStateFile(p)));
+        const savedByUs = state === 'shut off' && reason === 'saved' && plan.method === 'classic' && (await files.exists(stagingStateFile(p)));
         if (!savedByUs) {
           if (state === 'paused') await virsh.resume(plan.vm);
           else if (state !== 'running') throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} is ${state} (${reason}), not running`);
@@ -164,7 +158,7 @@ export function createSnapshot(deps: BackupNodeDeps) {
         const wallMs = Date.now() - wall;
         await assertChain(p);
         const result: SnapshotResult = { method: plan.method, pauseMs: pauseMs ?? wallMs, durationMs: Date.now() - started };
-        await writeFile(resultFile, JSON.stringify(result));
+        await files.writeJson(resultFile, result);
         return result;
       } finally {
         beat.stop();

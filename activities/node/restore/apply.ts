@@ -1,5 +1,5 @@
 /**
- * The steps that change the live VM (original §4 steps 6-7), run only after every check passed:
+ * The steps that change the live VM (docs/restore.md), run only after every check passed:
  * - stop and undefine the VM (fc-brokerd's job; done here when no control instance did it);
  * - put each image back at the path the backup recorded, one atomic rename at a time (a failure
  *   leaves the images not yet replaced untouched; 40);
@@ -8,15 +8,14 @@
  *   21 otherwise), defined persistent again if it was;
  * - remove the retain directory (46).
  */
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import type { RestoreImage, RestorePlan } from '../../../core/restore-plan.js';
+import { DomainNotFoundError } from '../../../adapters/host/virsh.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import type { BackupNodeDeps } from '../backup/deps.js';
-import { exists } from '../files.js';
+import { ledgerPath } from '../../../core/layout.js';
+import { dirname } from '../../../core/naming.js';
+import type { RestoreImage, RestorePlan } from '../../../core/restore-plan.js';
+import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
-import { DomainNotFoundError } from '../virsh.js';
 import type { UnretainedLarge } from './unretain.js';
 
 /** What the VM was before the restore stopped it; kept beside the retain files for retries. */
@@ -24,8 +23,6 @@ interface Stopped {
   wasRunning: boolean;
   wasPersistent: boolean;
 }
-
-const STOPPED_FILE = '.restore-stopped.json';
 
 export interface RestoreResult {
   /** restored = from the state file; started = defined and started (without state); forced = started after a failed restore. */
@@ -35,12 +32,12 @@ export interface RestoreResult {
   warnings: string[];
 }
 
-export function createApply(deps: BackupNodeDeps) {
+export function createApply(deps: NodeDeps) {
   const { virsh, files } = deps;
 
   async function stopVm(plan: RestorePlan): Promise<Stopped> {
-    const note = `${plan.retainDir}/${STOPPED_FILE}`;
-    if (await exists(note)) return JSON.parse(await readFile(note, 'utf8')) as Stopped;
+    const note = ledgerPath(plan.retainDir, 'restoreStopped');
+    if (await files.exists(note)) return files.readJson<Stopped>(note, { wasRunning: false, wasPersistent: false });
     let stopped: Stopped = { wasRunning: false, wasPersistent: false };
     try {
       stopped = { wasRunning: await virsh.isActive(plan.vm), wasPersistent: /^Persistent:\s+yes/m.test(await virsh.exec(['dominfo', plan.vm], {}, plan.vm)) };
@@ -49,25 +46,24 @@ export function createApply(deps: BackupNodeDeps) {
     } catch (e) {
       if (!(e instanceof DomainNotFoundError)) throw failure(Code.CANNOT_WORK_ON_UNDEFINED_OBJECT, `cannot stop ${plan.vm} for the restore: ${(e as Error).message}`);
     }
-    await writeFile(note, JSON.stringify(stopped));
+    await files.writeJson(note, stopped);
     return stopped;
   }
 
   /** One image back at its path: rename on one filesystem, else copy beside it and rename over it. */
   async function putBack(plan: RestorePlan, image: RestoreImage): Promise<void> {
     const src = `${plan.retainDir}/${image.file}`;
-    if (!(await exists(src))) {
-      if (await exists(image.destination)) return; // moved by an earlier attempt
+    if (!(await files.exists(src))) {
+      if (await files.exists(image.destination)) return; // moved by an earlier attempt
       throw failure(Code.CANNOT_MOVE_DISK_IMAGE_TO_ORIGINAL_LOCATION, `${src} is gone and ${image.destination} is missing`);
     }
     try {
-      const sameFs = (await stat(src)).dev === (await stat(dirname(image.destination))).dev;
-      if (sameFs) await rename(src, image.destination);
+      if (await files.sameFilesystem(src, dirname(image.destination))) await files.rename(src, image.destination);
       else {
         const tmp = `${image.destination}.restore-${plan.ou}`;
         await deps.copy({ src, dst: tmp, rateMiB: deps.copyRateMiB });
-        await rename(tmp, image.destination);
-        await rm(src, { force: true });
+        await files.rename(tmp, image.destination);
+        await files.remove(src);
       }
     } catch (e) {
       throw failure(Code.CANNOT_MOVE_DISK_IMAGE_TO_ORIGINAL_LOCATION, `${src} → ${image.destination}: ${(e as Error).message}`);
@@ -134,7 +130,7 @@ export function createApply(deps: BackupNodeDeps) {
 
     /** Removes the retain directory of a restore (after it, or when it is cancelled). */
     async cleanupRetain(plan: RestorePlan): Promise<{ removed: boolean }> {
-      const there = await exists(plan.retainDir);
+      const there = await files.exists(plan.retainDir);
       await files.removeDirectory(plan.retainDir, plan.retainRoot, Code.NOT_ALL_FILES_DELETED_FROM_RETAIN_LOCATION);
       return { removed: there };
     },

@@ -4,16 +4,14 @@
  * with `qemu-img check` judged by its exit code (38), the state file readable by libvirt or the
  * original's marker (44). Used by the restore (on the unretained copies) and by `verify` (in place).
  */
-import { readFile } from 'node:fs/promises';
-import { parseManifest } from '../backup/export.js';
+import type { Files } from '../../../adapters/host/files.js';
+import type { Images } from '../../../adapters/host/images.js';
+import type { Virsh } from '../../../adapters/host/virsh.js';
+import type { DomainDisk } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { NOT_RUNNING_STATE_MARKER } from '../../../core/naming.js';
+import { NOT_RUNNING_STATE_MARKER, parseManifest } from '../../../core/layout.js';
 import type { RestoreImage, RestorePlan } from '../../../core/restore-plan.js';
-import type { DomainDisk } from '../../../core/domain-xml.js';
-import { exists } from '../files.js';
-import type { Images } from '../images.js';
-import type { Virsh } from '../virsh.js';
 
 export type Verified = 'sha256' | 'none';
 
@@ -22,6 +20,7 @@ export type Verified = 'sha256' | 'none';
  * `required` must all be listed; the LDIF may be missing.
  */
 export async function checkChecksums(
+  files: Files,
   plan: RestorePlan,
   manifestDir: string,
   hashes: Record<string, string>,
@@ -29,11 +28,11 @@ export async function checkChecksums(
   warnings: string[],
 ): Promise<Verified> {
   const manifestPath = `${manifestDir}/${plan.files.manifest}`;
-  if (!(await exists(manifestPath))) {
+  if (!(await files.exists(manifestPath))) {
     warnings.push(`${manifestDir} has no manifest (a backup of the original daemon?): checksums not verified, only completeness, qemu-img check and the state file`);
     return 'none';
   }
-  const listed = parseManifest(await readFile(manifestPath, 'utf8'));
+  const listed = parseManifest(await files.readText(manifestPath));
   for (const [name, expected] of listed) {
     const actual = hashes[name];
     if (actual === undefined) {
@@ -62,8 +61,8 @@ export async function checkImages(images: Images, dir: string, set: RestoreImage
 }
 
 /** The original's marker, or a save image libvirt can read (44 otherwise). */
-export async function checkStateFile(virsh: Virsh, path: string, name: string): Promise<'saved' | 'marker'> {
-  const head = (await readFile(path)).subarray(0, 64).toString('utf8');
+export async function checkStateFile(files: Files, virsh: Virsh, path: string, name: string): Promise<'saved' | 'marker'> {
+  const head = (await files.readHead(path, 64)).toString('utf8');
   if (head.startsWith(NOT_RUNNING_STATE_MARKER)) return 'marker';
   try {
     await virsh.saveImageXml(path);

@@ -1,10 +1,10 @@
-/** The node's restore activities (SPEC §3): locate and unretain, then apply to the VM. */
-import type { BackupNodeDeps } from '../backup/deps.js';
+/** The node's restore activities (docs/restore.md): locate and unretain, then apply to the VM; verify in place. */
+import type { NodeDeps } from '../deps.js';
 import { createApply } from './apply.js';
 import { createUnretain } from './unretain.js';
 import { createVerify } from './verify.js';
 
-export function createRestoreActivities(deps: BackupNodeDeps) {
+export function createRestoreActivities(deps: NodeDeps) {
   return { ...createUnretain(deps), ...createApply(deps), ...createVerify(deps) };
 }
 

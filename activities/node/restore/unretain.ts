@@ -1,5 +1,5 @@
 /**
- * The first two restore steps (original §4 steps 2 and 5), both before anything on the live VM
+ * The first two restore steps (docs/restore.md), both before anything on the live VM
  * changes:
  * - locate the iteration in the backup root (35 for a URI that is not file://, 37 if it is not there);
  * - unretainSmallFiles: the domain XML and the LDIF to the retain directory;
@@ -7,18 +7,15 @@
  *   manifest's sha256 of every file (38; a backup of the original daemon has none: said as a warning),
  *   `qemu-img check` by its exit code (38), a readable state file (44) and XML (45).
  */
-import { readFile, stat } from 'node:fs/promises';
-import { relative } from 'node:path';
-import { readHashes, sha256OfFile, writeHashes } from '../backup/hashes.js';
 import type { BackupContext } from '../../../core/backup-plan.js';
 import { domainDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { joinPath, NamingError } from '../../../core/naming.js';
-import { expectedBackupDir, restoreImages, restorePlan, type RestoreImage, type RestorePlan } from '../../../core/restore-plan.js';
-import type { BackupNodeDeps } from '../backup/deps.js';
-import { exists } from '../files.js';
+import { ledgerPath } from '../../../core/layout.js';
+import { restoreImages, restorePlan, type RestoreImage, type RestorePlan } from '../../../core/restore-plan.js';
+import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
+import { locateIteration } from '../locate-iteration.js';
 import { checkChecksums, checkImages, checkStateFile, type Verified } from './checks.js';
 
 export interface UnretainedLarge {
@@ -40,50 +37,14 @@ interface UnretainProgress {
   current?: { name: string; bytes: number; total: number };
 }
 
-/** Hashes of the files already unretained, beside them in the retain directory. */
-const UNRETAINED_NOTE = '.unretained.json';
-
-
-/** Finds `<vm>/<ou>` below the backup root when the directory layout moved (disks renamed since). */
-async function findIteration(root: string, vm: string, ou: string, depth = 6): Promise<string | undefined> {
-  const { readdir } = await import('node:fs/promises');
-  const walk = async (dir: string, left: number): Promise<string | undefined> => {
-    if (left < 0) return undefined;
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      const path = joinPath(dir, e.name);
-      if (e.name === vm && (await exists(joinPath(path, ou)))) return joinPath(path, ou);
-    }
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      const found = await walk(joinPath(dir, e.name), left - 1);
-      if (found) return found;
-    }
-    return undefined;
-  };
-  return walk(root, depth);
-}
-
-export function createUnretain(deps: BackupNodeDeps) {
+export function createUnretain(deps: NodeDeps) {
   const { files, images, virsh } = deps;
 
   return {
     /** `mustExist` false: a cleanup only needs the retain directory, even if the iteration is gone. */
     async locateBackup(ctx: BackupContext, withoutState?: boolean, mustExist = true): Promise<RestorePlan> {
-      let dirs: ReturnType<typeof expectedBackupDir>;
-      try {
-        dirs = expectedBackupDir(ctx, deps.virtualizationRoot);
-      } catch (e) {
-        if (e instanceof NamingError) throw failure(e.code, e.message);
-        throw e;
-      }
-      if (!(await exists(dirs.backupDir))) {
-        const found = await findIteration(dirs.backupRoot, ctx.leaf.vm, ctx.leaf.ou);
-        if (!found && !mustExist) return restorePlan(ctx, dirs, withoutState);
-        if (!found) throw failure(Code.MISSING_NECESSARY_FILES, `no backup ${ctx.leaf.ou} of ${ctx.leaf.vm} below ${dirs.backupRoot}`);
-        dirs = { ...dirs, backupDir: found, retainDir: joinPath(dirs.retainRoot, relative(dirs.backupRoot, found)) };
-      }
+      const { dirs, found } = await locateIteration(files, ctx, deps.virtualizationRoot, Code.UNSUPPORTED_FILE_TRANSFER_PROTOCOL);
+      if (!found && mustExist) throw failure(Code.MISSING_NECESSARY_FILES, `no backup ${ctx.leaf.ou} of ${ctx.leaf.vm} below ${dirs.backupRoot}`);
       return restorePlan(ctx, dirs, withoutState);
     },
 
@@ -92,7 +53,7 @@ export function createUnretain(deps: BackupNodeDeps) {
       await files.makeDirectory(plan.retainDir, plan.directories);
       for (const [name, required] of [[plan.files.xml, true], [plan.files.ldif, false]] as const) {
         const src = `${plan.backupDir}/${name}`;
-        if (!(await exists(src))) {
+        if (!(await files.exists(src))) {
           if (required) throw failure(Code.MISSING_NECESSARY_FILES, `${src} is missing`);
           warnings.push(`${src} is missing: the restore can go on, the directory entries cannot be compared`);
           continue;
@@ -108,7 +69,7 @@ export function createUnretain(deps: BackupNodeDeps) {
       const at = (dir: string, name: string) => `${dir}/${name}`;
       let xml: string;
       try {
-        xml = await readFile(at(plan.retainDir, plan.files.xml), 'utf8');
+        xml = await files.readText(at(plan.retainDir, plan.files.xml));
       } catch (e) {
         throw failure(Code.CANNOT_READ_XML_FILE, `cannot read the backed-up domain XML (run unretainSmallFiles first?): ${(e as Error).message}`);
       }
@@ -121,18 +82,19 @@ export function createUnretain(deps: BackupNodeDeps) {
       // copy the state file and the images (resumable, hashed while copied)
       const large = [plan.files.state, ...restoreSet.map((i) => i.file)];
       for (const name of large) {
-        if (!(await exists(at(plan.backupDir, name)))) throw failure(Code.MISSING_NECESSARY_FILES, `${at(plan.backupDir, name)} is missing`);
+        if (!(await files.exists(at(plan.backupDir, name)))) throw failure(Code.MISSING_NECESSARY_FILES, `${at(plan.backupDir, name)} is missing`);
       }
       const beat = startHeartbeat<UnretainProgress>({ phase: 'unretain', hashes: {} });
       // files an earlier call unretained (the vm-manager's restore step follows unretainLargeFiles)
-      const noted = await readHashes(plan.retainDir, UNRETAINED_NOTE);
+      const ledger = ledgerPath(plan.retainDir, 'unretained');
+      const noted = await files.readJson<Record<string, string>>(ledger, {});
       const hashes: Record<string, string> = { ...noted, ...(beat.previous?.hashes ?? {}) };
       let bytes = 0;
       let resumedBytes = 0;
       const copyStarted = Date.now();
       try {
         for (const name of large) {
-          if (hashes[name] && (await exists(at(plan.retainDir, name)))) continue;
+          if (hashes[name] && (await files.exists(at(plan.retainDir, name)))) continue;
           const resumeFrom = beat.previous?.current?.name === name ? beat.previous.current.bytes : 0;
           resumedBytes += resumeFrom;
           const r = await deps
@@ -156,22 +118,21 @@ export function createUnretain(deps: BackupNodeDeps) {
       } finally {
         beat.stop();
       }
-      await writeHashes(plan.retainDir, hashes, UNRETAINED_NOTE);
+      await files.writeJson(ledger, hashes);
       const copyMs = Date.now() - copyStarted;
 
       // completeness, as the original checked it (every file there, not empty)
       for (const name of [plan.files.xml, ...large]) {
-        const s = await stat(at(plan.retainDir, name)).catch(() => undefined);
-        if (!s || s.size === 0) throw failure(Code.MISSING_NECESSARY_FILES, `${name} is missing or empty in ${plan.retainDir}`);
+        if (!(await files.size(at(plan.retainDir, name)))) throw failure(Code.MISSING_NECESSARY_FILES, `${name} is missing or empty in ${plan.retainDir}`);
       }
 
       // checksums, images, state file
       for (const name of [plan.files.xml, plan.files.ldif]) {
-        if (await exists(at(plan.retainDir, name))) hashes[name] = await sha256OfFile(at(plan.retainDir, name));
+        if (await files.exists(at(plan.retainDir, name))) hashes[name] = await files.sha256(at(plan.retainDir, name));
       }
-      const verified = await checkChecksums(plan, plan.backupDir, hashes, large, warnings);
+      const verified = await checkChecksums(files, plan, plan.backupDir, hashes, large, warnings);
       await checkImages(images, plan.retainDir, restoreSet, disks, plan.imageFormat, warnings);
-      const stateKind = await checkStateFile(virsh, at(plan.retainDir, plan.files.state), plan.files.state);
+      const stateKind = await checkStateFile(files, virsh, at(plan.retainDir, plan.files.state), plan.files.state);
       return { images: restoreSet, stateKind, verified, warnings, bytes, resumedBytes, copyMs };
     },
   };

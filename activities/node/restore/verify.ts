@@ -3,38 +3,26 @@
  * (each file hashed against the manifest, every image through `qemu-img check`, the state file read
  * by libvirt). The result is kept beside the files (`.verified.json`) so `list` can show it.
  */
-import { readFile, stat, writeFile } from 'node:fs/promises';
 import { domainDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { codeOf, failure, messageOf } from '../../../core/failures.js';
+import { ledgerPath, type VerifyRecord } from '../../../core/layout.js';
 import { restoreImages, type RestorePlan } from '../../../core/restore-plan.js';
-import type { BackupNodeDeps } from '../backup/deps.js';
-import { sha256OfFile } from '../backup/hashes.js';
-import { exists } from '../files.js';
+import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
 import { checkChecksums, checkImages, checkStateFile, type Verified } from './checks.js';
 
-export const VERIFIED_FILE = '.verified.json';
+export type { VerifyRecord };
 
-export interface VerifyRecord {
-  at: string;
-  ok: boolean;
-  verified?: Verified;
-  code?: number;
-  message?: string;
-  warnings: string[];
-  files: number;
-  bytes: number;
-}
-
-export function createVerify(deps: BackupNodeDeps) {
+export function createVerify(deps: NodeDeps) {
+  const fs = deps.files;
   return {
     async verifyBackup(plan: RestorePlan): Promise<VerifyRecord> {
       const dir = plan.backupDir;
       const warnings: string[] = [];
       const record = async (r: Omit<VerifyRecord, 'at'>) => {
         const full = { at: new Date().toISOString(), ...r };
-        await writeFile(`${dir}/${VERIFIED_FILE}`, JSON.stringify(full)).catch(() => undefined);
+        await fs.writeJson(ledgerPath(dir, 'verified'), full).catch(() => undefined);
         return full;
       };
       const beat = startHeartbeat({ phase: 'verify', current: { name: '', bytes: 0, total: 0 } });
@@ -43,7 +31,7 @@ export function createVerify(deps: BackupNodeDeps) {
       try {
         let xml: string;
         try {
-          xml = await readFile(`${dir}/${plan.files.xml}`, 'utf8');
+          xml = await fs.readText(`${dir}/${plan.files.xml}`);
         } catch (e) {
           throw failure(Code.CANNOT_READ_XML_FILE, `cannot read ${plan.files.xml}: ${(e as Error).message}`);
         }
@@ -54,20 +42,20 @@ export function createVerify(deps: BackupNodeDeps) {
         const hashes: Record<string, string> = {};
         for (const name of [plan.files.xml, plan.files.ldif, ...required]) {
           const path = `${dir}/${name}`;
-          if (!(await exists(path))) {
+          const size = await fs.size(path);
+          if (size === undefined) {
             if (name === plan.files.ldif) continue;
             throw failure(Code.MISSING_NECESSARY_FILES, `${path} is missing`);
           }
-          const size = (await stat(path)).size;
           if (size === 0) throw failure(Code.MISSING_NECESSARY_FILES, `${path} is empty`);
           beat.set({ phase: 'verify', current: { name, bytes: 0, total: size } });
-          hashes[name] = await sha256OfFile(path);
+          hashes[name] = await fs.sha256(path);
           bytes += size;
           files++;
         }
-        const verified = await checkChecksums(plan, dir, hashes, required, warnings);
+        const verified = await checkChecksums(fs, plan, dir, hashes, required, warnings);
         await checkImages(deps.images, dir, set, disks, plan.imageFormat, warnings);
-        await checkStateFile(deps.virsh, `${dir}/${plan.files.state}`, plan.files.state);
+        await checkStateFile(fs, deps.virsh, `${dir}/${plan.files.state}`, plan.files.state);
         return await record({ ok: true, verified, warnings, files, bytes });
       } catch (e) {
         await record({ ok: false, code: codeOf(e), message: messageOf(e), warnings, files, bytes });

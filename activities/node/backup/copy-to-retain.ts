@@ -1,19 +1,18 @@
 /**
- * Copy to retain: the state file off the RAM disk (24), the domain XML (28), the LDIF of the VM's
+ * Copy to retain, the second half of the snapshot step (the leaf says `snapshotted` only after it):
+ * the state file off the RAM disk (24), the domain XML (28), the LDIF of the VM's
  * directory entries (29) and a copy of every frozen image (8), each with the configured ownership.
  * Image copies are sparse, at idle I/O priority, heartbeat their progress and, after a worker crash,
  * continue where the last heartbeat said instead of starting over.
  */
-import { rm } from 'node:fs/promises';
+import { sha256OfText } from '../../../adapters/host/hashing.js';
 import { stagingStateFile, type CopyStats, type PreparedBackup } from '../../../core/backup-plan.js';
 import { withOriginalDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { NOT_RUNNING_STATE_MARKER } from '../../../core/naming.js';
-import { exists } from '../files.js';
+import { ledgerPath, NOT_RUNNING_STATE_MARKER } from '../../../core/layout.js';
+import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
-import { readHashes, sha256OfFile, sha256OfText, writeHashes } from './hashes.js';
-import type { BackupNodeDeps } from './deps.js';
 
 export interface CopyProgress {
   phase: string;
@@ -21,7 +20,7 @@ export interface CopyProgress {
   bytes: number;
 }
 
-export function createCopyToRetain(deps: BackupNodeDeps) {
+export function createCopyToRetain(deps: NodeDeps) {
   const { virsh, files } = deps;
 
   async function domainXml(p: PreparedBackup): Promise<string> {
@@ -39,17 +38,17 @@ export function createCopyToRetain(deps: BackupNodeDeps) {
     }
     const staged = stagingStateFile(p);
     let hash = known;
-    if (staged !== target && (await exists(staged))) {
+    if (staged !== target && (await files.exists(staged))) {
       try {
         hash = (await deps.copy({ src: staged, dst: target, sha256: true })).sha256!;
-        await rm(staged);
+        await files.remove(staged);
       } catch (e) {
         throw failure(Code.CANNOT_COPY_STATE_FILE_TO_RETAIN, `${staged} → ${target}: ${(e as Error).message}`);
       }
-    } else if (!(await exists(target))) {
+    } else if (!(await files.exists(target))) {
       throw failure(Code.CANNOT_COPY_STATE_FILE_TO_RETAIN, `the state file ${staged} is gone`);
     }
-    hash ??= await sha256OfFile(target); // libvirt wrote it into the retain directory itself
+    hash ??= await files.sha256(target); // libvirt wrote it into the retain directory itself
     await files.setOwnership(target, plan.images, 'file');
     return hash;
   }
@@ -60,10 +59,11 @@ export function createCopyToRetain(deps: BackupNodeDeps) {
       const started = Date.now();
       await files.makeDirectory(plan.retainDir, plan.directories);
       const at = (name: string) => `${plan.retainDir}/${name}`;
-      const hashes = await readHashes(plan.retainDir);
+      const ledger = ledgerPath(plan.retainDir, 'hashes');
+      const hashes = await files.readJson<Record<string, string>>(ledger, {});
       const record = async (name: string, hash: string) => {
         hashes[name] = hash;
-        await writeHashes(plan.retainDir, hashes);
+        await files.writeJson(ledger, hashes);
       };
       await record(plan.files.state, await retainStateFile(p, at(plan.files.state), hashes[plan.files.state]));
       const xml = await domainXml(p);
@@ -78,7 +78,7 @@ export function createCopyToRetain(deps: BackupNodeDeps) {
       let resumedBytes = 0;
       try {
         for (const d of plan.disks) {
-          if (hashes[d.name] && (await exists(at(d.name)))) continue;
+          if (hashes[d.name] && (await files.exists(at(d.name)))) continue;
           const resumeFrom = beat.previous?.current?.name === d.name ? beat.previous.current.bytes : 0;
           resumedBytes += resumeFrom;
           try {

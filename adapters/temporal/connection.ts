@@ -1,31 +1,14 @@
 /**
- * Connections to Temporal for workers and clients, the search attributes registered idempotently
- * (start-dev registers them only when it creates its database), and the workflow bundle.
+ * Connections to Temporal for workers, the watcher and the CLI, and the product's search attributes
+ * registered idempotently (start-dev registers them only when it creates its database).
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { SEARCH_ATTRIBUTE_TYPES } from '../core/search-attributes.js';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../core/search-attributes.js';
 
 export interface TemporalTarget {
   address: string;
   namespace: string;
-}
-
-/** The workflows module the control worker bundles. */
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.js', import.meta.url));
-
-/** Bundled beside the workflows (also into a prebuilt bundle): log context and outcome metrics. */
-export const WORKFLOW_INTERCEPTOR_MODULES = [fileURLToPath(new URL('../workflows/interceptors.js', import.meta.url))];
-
-/**
- * A prebuilt bundle (KVM_BACKUP_WORKFLOW_BUNDLE) saves the 2-3 s webpack run per worker; the test
- * runner builds one for all test files.
- */
-export function workflowSource(): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
-  const bundle = process.env['KVM_BACKUP_WORKFLOW_BUNDLE'];
-  return bundle && existsSync(bundle) ? { workflowBundle: { codePath: bundle } } : { workflowsPath: WORKFLOWS_PATH };
 }
 
 export async function connectClient(target: TemporalTarget): Promise<Client> {

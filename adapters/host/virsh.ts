@@ -1,5 +1,5 @@
 /**
- * libvirt through `virsh` (see the lab notes §5: no Node binding offers block commit, snapshots
+ * libvirt through `virsh` (no Node binding offers block commit, snapshots
  * with memory, restore --xml or block-job info). Typed, argument arrays only, output parsed here,
  * nothing about backups: the backup steps build on these calls.
  */

@@ -1,11 +1,13 @@
-/** What the node's backup and restore activities are built from (injected, so tests can swap parts). */
-import type { SnapshotMethod } from '../../../core/global-config.js';
-import type { CopyFn } from '../copy.js';
-import type { Files } from '../files.js';
-import type { Images } from '../images.js';
-import type { Virsh } from '../virsh.js';
+/** What the node's activities are built from: the host adapters and this node's settings (injected, so tests can swap parts). */
+import type { SnapshotMethod } from '../../core/global-config.js';
+import type { CopyFn } from '../../adapters/host/copy.js';
+import type { Files } from '../../adapters/host/files.js';
+import type { Images } from '../../adapters/host/images.js';
+import type { Virsh } from '../../adapters/host/virsh.js';
 
-export interface BackupNodeDeps {
+export interface NodeDeps {
+  /** This node's name ([Global] ENVIRONMENT). */
+  environment: string;
   virsh: Virsh;
   images: Images;
   files: Files;

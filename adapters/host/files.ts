@@ -1,18 +1,102 @@
 /**
- * Local files of a backup: directories created level by level with the configured owner, group and
- * permission (the original's createDirectory), files given their ownership, atomic small writes,
- * free space and allocation. Errors carry the product's exit codes.
+ * Local files of a backup, the only way the steps touch the filesystem: directories created level
+ * by level with the configured owner, group and permission (the original's createDirectory), files
+ * given their ownership, atomic small writes, the JSON ledgers, free space and allocation, renames
+ * and removals, hashing. Errors that the steps report carry the product's exit codes.
  */
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, open, readdir, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { access, chmod, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Ownership } from '../../core/backup-plan.js';
 import { Code } from '../../core/exit-codes.js';
 import { failure } from '../../core/failures.js';
-import type { Ownership } from '../../core/backup-plan.js';
+import { sha256OfFile } from './hashing.js';
 import { run as defaultRun, type Run } from './run.js';
 
 export class Files {
   constructor(private readonly run: Run = defaultRun) {}
+
+  exists(path: string): Promise<boolean> {
+    return exists(path);
+  }
+
+  readText(path: string): Promise<string> {
+    return readFile(path, 'utf8');
+  }
+
+  /** The first `bytes` bytes of a file (to recognise a marker or a header). */
+  async readHead(path: string, bytes: number): Promise<Buffer> {
+    const fh = await open(path, 'r');
+    try {
+      const buffer = Buffer.alloc(bytes);
+      const { bytesRead } = await fh.read(buffer, 0, bytes, 0);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** A private working file (mode 600), e.g. a domain XML handed to virsh. */
+  async writePrivate(path: string, content: string): Promise<void> {
+    await writeFile(path, content, { mode: 0o600 });
+  }
+
+  /** A JSON ledger (core/layout.ts LEDGERS), or `fallback` when there is none yet. */
+  async readJson<T>(path: string, fallback: T): Promise<T> {
+    if (!(await exists(path))) return fallback;
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  }
+
+  /** Writes a JSON ledger atomically (temp file + rename): a crash leaves the old one or the new one. */
+  async writeJson(path: string, data: unknown): Promise<void> {
+    await writeFile(`${path}.tmp`, JSON.stringify(data));
+    await rename(`${path}.tmp`, path);
+  }
+
+  /** Removes a file; a missing one is fine. */
+  async remove(path: string): Promise<void> {
+    await rm(path, { force: true });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await rename(from, to);
+  }
+
+  /** Apparent size in bytes, or undefined when the file is missing. */
+  async size(path: string): Promise<number | undefined> {
+    return (await stat(path).catch(() => undefined))?.size;
+  }
+
+  /** True when `path` and directory `dir` are on one filesystem (a rename between them is atomic). */
+  async sameFilesystem(path: string, dir: string): Promise<boolean> {
+    return (await stat(path)).dev === (await stat(dir)).dev;
+  }
+
+  sha256(path: string): Promise<string> {
+    return sha256OfFile(path);
+  }
+
+  /**
+   * The first directory below `root` (breadth first, at most `depth` levels) for which `match`
+   * holds; used to find an iteration whose disks moved since it was written.
+   */
+  async findDirectory(root: string, match: (path: string, name: string) => Promise<boolean>, depth = 6): Promise<string | undefined> {
+    let level = [root];
+    for (let left = depth; left >= 0 && level.length; left--) {
+      const next: string[] = [];
+      for (const dir of level) {
+        const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+        for (const e of entries) {
+          if (!e.isDirectory()) continue;
+          const path = join(dir, e.name);
+          if (await match(path, e.name)) return path;
+          next.push(path);
+        }
+      }
+      level = next;
+    }
+    return undefined;
+  }
 
   /** chown + chmod; codes 19/20 for files, 30/31 for directories. */
   async setOwnership(path: string, o: Ownership, kind: 'file' | 'directory'): Promise<void> {

@@ -1,0 +1,7 @@
+/** What the control worker's activities are built from (injected). */
+import type { StoneyDirectoryModel } from '../../core/directory-model.js';
+
+export interface ControlDeps {
+  /** The stoney cloud directory; the bind password stays inside its LDAP client. */
+  directory: StoneyDirectoryModel;
+}

@@ -1,0 +1,191 @@
+/**
+ * The backup on disk: every directory and file of an iteration, in the backup root and in the
+ * retain directory, and every ledger the steps keep beside their files. Nothing else in the product
+ * spells a file name of a backup. The layout is the original daemon's, so its backups stay
+ * restorable and ours stay readable by its tools (docs/on-disk-layout.md):
+ *
+ *   <root>/<image dir relative to VIRTUALIZATION_ROOT>/<vm>/<ou>/<file>.<ou>
+ *
+ * Pure: paths are computed here, read and written by the host adapters.
+ */
+import { Code } from './exit-codes.js';
+import {
+  assertLeafOu, assertVmName, basename, dirname, fileUriToPath, isInside, joinPath, NamingError, normalizePath,
+} from './naming.js';
+
+/** The original's marker in place of a state file for a VM that was not running (spelling included). */
+export const NOT_RUNNING_STATE_MARKER = 'Machine is not runnung, no state file';
+
+/** File names inside an iteration directory (before the `.<ou>` suffix of the backup copy). */
+export const fileNames = {
+  state: (vm: string) => `${assertVmName(vm)}.state`,
+  xml: (vm: string) => `${assertVmName(vm)}.xml`,
+  ldif: (vm: string) => `${assertVmName(vm)}.ldif`,
+  manifest: 'SHA256SUMS',
+  /** `<file>.<ou>`, the original's suffix for everything in the backup root. */
+  inBackup: (file: string, ou: string) => `${file}.${assertLeafOu(ou)}`,
+};
+
+/**
+ * Small JSON files the steps keep beside their work, so a retry (or `list`) finds what an earlier
+ * attempt did. Each is named here once; docs/on-disk-layout.md says who writes and reads it.
+ */
+export const LEDGERS = {
+  /** retain dir (backup): sha256 of each file, taken when it reached retain; becomes the manifest. */
+  hashes: '.sha256.json',
+  /** retain dir (backup): the snapshot step's result, for a retry after its success. */
+  snapshotResult: '.snapshot-result.json',
+  /** retain dir (restore): sha256 of the files already unretained. */
+  unretained: '.unretained.json',
+  /** retain dir (restore): whether the VM ran and was persistent before the restore stopped it. */
+  restoreStopped: '.restore-stopped.json',
+  /** backup dir: the last `verify` of the iteration, shown by `list`. */
+  verified: '.verified.json',
+} as const;
+
+export type Ledger = keyof typeof LEDGERS;
+
+/** The `verified` ledger: the last `verify` of an iteration (how the files were checked, or the code of the problem). */
+export interface VerifyRecord {
+  /** ISO time of the verification. */
+  at: string;
+  ok: boolean;
+  /** 'sha256' against the manifest, 'none' for an iteration of the original daemon (no manifest). */
+  verified?: 'sha256' | 'none';
+  code?: number;
+  message?: string;
+  warnings: string[];
+  files: number;
+  bytes: number;
+}
+
+export function ledgerPath(dir: string, ledger: Ledger): string {
+  return joinPath(dir, LEDGERS[ledger]);
+}
+
+/** One disk of a VM as the layout names it. */
+export interface LayoutDisk {
+  target: string;
+  path: string;
+}
+
+/**
+ * Names of the disks in retain/backup: the image's basename as the original used it, except where two
+ * disks of the VM share a basename (disks in different directories): then `<target>-<basename>`.
+ */
+export function diskNames(disks: readonly LayoutDisk[]): string[] {
+  const counts = new Map<string, number>();
+  for (const d of disks) counts.set(basename(d.path), (counts.get(basename(d.path)) ?? 0) + 1);
+  return disks.map((d) => (counts.get(basename(d.path))! > 1 ? `${d.target}-${basename(d.path)}` : basename(d.path)));
+}
+
+/** The overlay a VM writes to while its image is frozen: next to the image, named after the leaf. */
+export function overlayPath(imagePath: string, ou: string): string {
+  return joinPath(dirname(imagePath), `${basename(imagePath)}.overlay-${ou}`);
+}
+
+/** Where the RAM state is written first on the RAM disk. */
+export function stagingStatePath(ramDisk: string, vm: string, ou: string): string {
+  return joinPath(ramDisk, `kvm-backup-${assertVmName(vm)}-${assertLeafOu(ou)}.state`);
+}
+
+/**
+ * The original's "intermediate path": the first disk's directory relative to the virtualization
+ * root, then `<vm>/<ou>`. A disk outside the root keeps its whole directory below the backup root
+ * (the original would have produced a path with '//' and escaped nothing either).
+ */
+export function intermediatePath(firstDiskPath: string, vm: string, ou: string, virtualizationRoot = '/var/virtualization'): string {
+  const dir = dirname(firstDiskPath);
+  const root = normalizePath(virtualizationRoot);
+  const relative = isInside(root, dir) ? dir.slice(root.length).replace(/^\/+/, '') : dir.replace(/^\/+/, '');
+  return joinPath(relative, assertVmName(vm), assertLeafOu(ou)).replace(/^\/+/, '');
+}
+
+/** `<root>/<intermediate>`, refusing anything that would land outside root. */
+export function iterationDirectory(root: string, intermediate: string): string {
+  const dir = joinPath(root, intermediate);
+  if (!isInside(root, dir) || normalizePath(root) === dir) {
+    throw new NamingError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `"${intermediate}" escapes ${root}`);
+  }
+  return dir;
+}
+
+/** The directories of one iteration. */
+export interface IterationDirs {
+  backupRoot: string;
+  retainRoot: string;
+  /** `<dir of first disk relative to the virtualization root>/<vm>/<ou>`. */
+  intermediate: string;
+  backupDir: string;
+  retainDir: string;
+  /** `<backupRoot>/<dir of first disk>/<vm>`: the iterations of this VM, for rotation. */
+  backupVmDir: string;
+}
+
+/**
+ * Where the iteration of leaf `ou` of `vm` lies, from the configured root URIs and the VM's first
+ * disk in the directory (the original's rule). A root that is not `file://` is `uriCode` (39 for a
+ * backup, 35 for a restore, as the original answered); a VM without disks is `noDiskCode`.
+ */
+export function iterationDirs(o: {
+  vm: string;
+  ou: string;
+  disks: readonly LayoutDisk[];
+  rootDirectoryUri: string;
+  retainDirectoryUri: string;
+  virtualizationRoot: string;
+  uriCode?: number;
+  noDiskCode?: number;
+}): IterationDirs {
+  const uriCode = o.uriCode ?? Code.UNSUPPORTED_CONFIGURATION_PARAMETER;
+  const backupRoot = fileUriToPath(o.rootDirectoryUri, 'sstBackupRootDirectory', uriCode);
+  const retainRoot = fileUriToPath(o.retainDirectoryUri, 'sstBackupRetainDirectory', uriCode);
+  if (o.disks.length === 0) throw new NamingError(o.noDiskCode ?? Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `VM ${o.vm} has no disk in the directory`);
+  const intermediate = intermediatePath(o.disks[0]!.path, o.vm, o.ou, o.virtualizationRoot);
+  const backupDir = iterationDirectory(backupRoot, intermediate);
+  return {
+    backupRoot,
+    retainRoot,
+    intermediate,
+    backupDir,
+    retainDir: iterationDirectory(retainRoot, intermediate),
+    backupVmDir: dirname(backupDir),
+  };
+}
+
+/** The same iteration found elsewhere below the backup root (the disks moved since): its retain twin. */
+export function relocatedIteration(dirs: IterationDirs, foundBackupDir: string): IterationDirs {
+  const relative = foundBackupDir.slice(normalizePath(dirs.backupRoot).length).replace(/^\/+/, '');
+  return { ...dirs, intermediate: relative, backupDir: foundBackupDir, retainDir: iterationDirectory(dirs.retainRoot, relative), backupVmDir: dirname(foundBackupDir) };
+}
+
+/** The state, XML, LDIF and manifest names of an iteration (without the `.<ou>` suffix). */
+export function iterationFiles(vm: string): { state: string; xml: string; ldif: string; manifest: string } {
+  return { state: fileNames.state(vm), xml: fileNames.xml(vm), ldif: fileNames.ldif(vm), manifest: fileNames.manifest };
+}
+
+/** The same names as they lie in the backup root: `<file>.<ou>`. */
+export function suffixedIterationFiles(vm: string, ou: string): { state: string; xml: string; ldif: string; manifest: string } {
+  const f = iterationFiles(vm);
+  return {
+    state: fileNames.inBackup(f.state, ou),
+    xml: fileNames.inBackup(f.xml, ou),
+    ldif: fileNames.inBackup(f.ldif, ou),
+    manifest: fileNames.inBackup(f.manifest, ou),
+  };
+}
+
+/** `sha256sum -c` format: `<hex>  <file>`. */
+export function manifestText(entries: Array<[file: string, sha256: string]>): string {
+  return entries.map(([f, h]) => `${h}  ${f}\n`).join('');
+}
+
+/** The manifest's file → sha256 (lines that are not `<hex>  <file>` are ignored). */
+export function parseManifest(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line.trim());
+    if (m) out.set(m[2]!, m[1]!);
+  }
+  return out;
+}

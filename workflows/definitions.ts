@@ -1,0 +1,50 @@
+/**
+ * The queries and signals of the workflows, defined once and imported by the workflows that handle
+ * them and by the CLI and tests that send them (the Temporal samples' shared definitions). Names
+ * that activities send without importing workflow code live in core/ (progress.ts, vm-lock.ts).
+ */
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { Phase } from '../core/provisioning.js';
+import { PROGRESS_SIGNAL, type ProgressReport } from '../core/progress.js';
+import { VM_LOCK_SIGNALS, VM_LOCK_STATE_QUERY, type VmLockRequest, type VmLockState } from '../core/vm-lock.js';
+
+/** What a running backup reports: its phase, the durations so far, warnings, the running copy. */
+export interface BackupProgress {
+  phase: string;
+  vm?: string;
+  node?: string;
+  times: Partial<Record<Phase, number>>;
+  warnings: string[];
+  /** The running copy or block commit: bytes, total, rate (reported by the node every few seconds). */
+  copy?: ProgressReport;
+}
+
+/** What a running restore reports; `awaitingConfirmation` while a one-go restore waits for its "yes". */
+export interface RestoreProgress {
+  phase: string;
+  vm?: string;
+  backupDir?: string;
+  warnings: string[];
+  awaitingConfirmation: boolean;
+  /** The running copy: bytes, total, rate (reported by the node every few seconds). */
+  copy?: ProgressReport;
+}
+
+/** Backups and restores answer the same query name, each with its own shape; `phase` is common. */
+export const PROGRESS_QUERY = 'progress';
+export const backupProgressQuery = defineQuery<BackupProgress>(PROGRESS_QUERY);
+export const restoreProgressQuery = defineQuery<RestoreProgress>(PROGRESS_QUERY);
+export const phaseQuery = defineQuery<{ phase?: string }>(PROGRESS_QUERY);
+
+/** The node's copy reports (sent by activities/node/heartbeat.ts). */
+export const progressReportSignal = defineSignal<[ProgressReport]>(PROGRESS_SIGNAL);
+
+/** true = go on with the large files and the restore; false = cancel (the retain files are removed). */
+export const confirmRestoreSignal = defineSignal<[boolean]>('confirmRestore');
+
+export const acquireVmLockSignal = defineSignal<[VmLockRequest]>(VM_LOCK_SIGNALS.acquire);
+export const releaseVmLockSignal = defineSignal<[string]>(VM_LOCK_SIGNALS.release);
+export const vmLockGrantedSignal = defineSignal<[string]>(VM_LOCK_SIGNALS.granted);
+/** Sent to the holder only to learn whether it still runs; it needs no answer. */
+export const vmLockLivenessSignal = defineSignal<[]>(VM_LOCK_SIGNALS.liveness);
+export const vmLockStateQuery = defineQuery<VmLockState>(VM_LOCK_STATE_QUERY);
