@@ -38,8 +38,11 @@ export interface RestoreImage {
   destination: string;
 }
 
-/** The iteration directories the layout predicts from the VM's first disk in LDAP; restores refuse other protocols with 35. */
-export function expectedBackupDir(ctx: BackupContext, virtualizationRoot: string): IterationDirs {
+/**
+ * The iteration directories the layout predicts from the VM's first disk in LDAP. A root that is not
+ * `file://` is `uriCode`: 35 for restores (as the original answered), 39 elsewhere.
+ */
+export function expectedBackupDir(ctx: BackupContext, virtualizationRoot: string, uriCode: number = Code.UNSUPPORTED_FILE_TRANSFER_PROTOCOL): IterationDirs {
   const c = ctx.configuration.config;
   return iterationDirs({
     vm: ctx.leaf.vm,
@@ -48,7 +51,7 @@ export function expectedBackupDir(ctx: BackupContext, virtualizationRoot: string
     rootDirectoryUri: c.rootDirectory,
     retainDirectoryUri: c.retainDirectory,
     virtualizationRoot,
-    uriCode: Code.UNSUPPORTED_FILE_TRANSFER_PROTOCOL,
+    uriCode,
     noDiskCode: Code.MISSING_NECESSARY_FILES,
   });
 }

@@ -7,8 +7,9 @@ import type { Files } from '../../adapters/host/files.js';
 import type { BackupContext } from '../../core/backup-plan.js';
 import { Code } from '../../core/exit-codes.js';
 import { failure } from '../../core/failures.js';
-import { iterationDirs, relocatedIteration, type IterationDirs } from '../../core/layout.js';
+import { relocatedIteration, type IterationDirs } from '../../core/layout.js';
 import { joinPath, NamingError } from '../../core/naming.js';
+import { expectedBackupDir } from '../../core/restore-plan.js';
 
 /**
  * The iteration's directories; `found` is false when it is neither where predicted nor anywhere
@@ -20,19 +21,9 @@ export async function locateIteration(
   virtualizationRoot: string,
   uriCode: number = Code.UNSUPPORTED_CONFIGURATION_PARAMETER,
 ): Promise<{ dirs: IterationDirs; found: boolean }> {
-  const c = ctx.configuration.config;
   let dirs: IterationDirs;
   try {
-    dirs = iterationDirs({
-      vm: ctx.leaf.vm,
-      ou: ctx.leaf.ou,
-      disks: ctx.disks,
-      rootDirectoryUri: c.rootDirectory,
-      retainDirectoryUri: c.retainDirectory,
-      virtualizationRoot,
-      uriCode,
-      noDiskCode: Code.MISSING_NECESSARY_FILES,
-    });
+    dirs = expectedBackupDir(ctx, virtualizationRoot, uriCode);
   } catch (e) {
     if (e instanceof NamingError) throw failure(e.code, e.message);
     throw e;

@@ -51,10 +51,6 @@ export class Virsh {
     }
   }
 
-  async version(options?: RunOptions): Promise<string> {
-    return this.exec(['version'], options);
-  }
-
   async exists(domain: string): Promise<boolean> {
     try {
       await this.exec(['domuuid', domain], {}, domain);
@@ -190,9 +186,6 @@ export class Virsh {
     await this.exec(['blockjob', domain, target, '--pivot'], {}, domain);
   }
 
-  async blockJobAbort(domain: string, target: string): Promise<void> {
-    await this.exec(['blockjob', domain, target, '--abort'], {}, domain);
-  }
 
   /** HMP command; virsh exits 0 even when HMP reports an error, so any reply text is an error here. */
   async hmp(domain: string, command: string): Promise<void> {
