@@ -110,7 +110,7 @@ async function main(): Promise<void> {
               },
               { virtualizationRoot: dir, method },
             );
-            const prepared: PreparedBackup = { plan, running: true, memoryKiB: memoryMiB * 1024, staging: 'ramdisk', warnings: [] };
+            const prepared: PreparedBackup = { plan, active: true, runState: 'running', persistent: true, memoryKiB: memoryMiB * 1024, staging: 'ramdisk', untouched: [], firmware: {}, warnings: [] };
             const t = Date.now();
             const snap = await steps(downtimeMs).takeSnapshot(prepared);
             walls[label]!.push(Date.now() - t);

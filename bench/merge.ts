@@ -49,7 +49,7 @@ function prepared(ou: string): PreparedBackup {
     },
     { virtualizationRoot: dir, method: 'live' },
   );
-  return { plan, running: true, memoryKiB: 0, staging: 'retain', warnings: [] };
+  return { plan, active: true, runState: 'running', persistent: true, memoryKiB: 0, staging: 'retain', untouched: [], firmware: {}, warnings: [] };
 }
 
 async function main(): Promise<void> {

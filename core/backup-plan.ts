@@ -5,7 +5,7 @@
  */
 import type { ResolvedBackupConfiguration } from './backup-config.js';
 import type { SnapshotMethod } from './global-config.js';
-import { diskNames, iterationDirs, iterationFiles, overlayPath, stagingStatePath } from './layout.js';
+import { diskNames, iterationDirs, iterationFiles, overlayPath, stagingStatePath, type IterationFiles } from './layout.js';
 import { joinPath, ramDiskPath, type LeafRef } from './naming.js';
 
 /** One disk as the directory describes it (sstDevice=disk), in directory order. */
@@ -26,12 +26,29 @@ export interface BackupContext {
   configuration: ResolvedBackupConfiguration;
 }
 
+/** One image below a disk's own image in its backing chain (a linked clone's template, say). */
+export interface BackingImage {
+  path: string;
+  format: string;
+}
+
 export interface PlannedDisk extends LdapDisk {
   /** Overlay the VM writes to while its image is frozen: next to the image, named after the leaf. */
   overlay: string;
   /** File name in the retain and backup directories (before the `.<ou>` suffix). */
   name: string;
+  /** The image's format (qcow2 or raw), from the domain XML; the configured format until the preflight looked. */
+  format: string;
+  /**
+   * The backing files below the VM's own image, nearest first (empty for a standalone image); from
+   * the image itself (qemu-img) at preflight. Never written: merges commit into `path` only, and the
+   * backup holds the image flattened (docs/backup.md, linked clones).
+   */
+  backing: BackingImage[];
 }
+
+/** The state of the VM a backup found and puts it back into (libvirt's domstate words). */
+export type RunState = 'running' | 'paused' | 'shut off';
 
 export interface Ownership {
   owner: string;
@@ -58,7 +75,7 @@ export interface BackupPlan {
   /** State file on the RAM disk (or in the retain dir when the RAM disk is not usable). */
   stagingStateFile: string;
   disks: PlannedDisk[];
-  files: { state: string; xml: string; ldif: string; manifest: string };
+  files: IterationFiles;
   bandwidthMiB: number;
   iterations: number;
   images: Ownership;
@@ -89,7 +106,7 @@ export function planBackup(ctx: BackupContext, options: { virtualizationRoot: st
     ...dirs,
     ramDisk,
     stagingStateFile: stagingStatePath(ramDisk, leaf.vm, leaf.ou),
-    disks: ctx.disks.map((d, i) => ({ ...d, overlay: overlayPath(d.path, leaf.ou), name: names[i]! })),
+    disks: ctx.disks.map((d, i) => ({ ...d, overlay: overlayPath(d.path, leaf.ou), name: names[i]!, format: c.imageFormat, backing: [] })),
     files: iterationFiles(leaf.vm),
     bandwidthMiB: c.bandwidthMerge,
     iterations: c.iterations,
@@ -99,19 +116,36 @@ export function planBackup(ctx: BackupContext, options: { virtualizationRoot: st
   };
 }
 
-/** Retain-directory files in the order the original exported them: state, XML, LDIF, then each disk. */
-export function retainFiles(plan: BackupPlan): string[] {
-  return [plan.files.state, plan.files.xml, plan.files.ldif, ...plan.disks.map((d) => d.name)];
+/**
+ * Retain-directory files in the order the original exported them: state, XML, LDIF, then each disk;
+ * then this product's additions: the facts of the backup and, where the VM has them, its UEFI
+ * variables and TPM state (docs/on-disk-layout.md).
+ */
+export function retainFiles(p: PreparedBackup): string[] {
+  const { plan } = p;
+  return [
+    plan.files.state, plan.files.xml, plan.files.ldif, ...plan.disks.map((d) => d.name), plan.files.facts,
+    ...(p.firmware.nvram ? [plan.files.nvram] : []),
+    ...(p.firmware.tpmStateDir ? [plan.files.tpm] : []),
+  ];
 }
 
 /** The plan after the node's preflight: what the node found, and where the state file goes. */
 export interface PreparedBackup {
   plan: BackupPlan;
-  /** Whether the VM was running at preflight: running VMs get RAM state and overlays. */
-  running: boolean;
+  /** Running or paused at the backup: the VM gets RAM state and overlays (a shut-off VM neither). */
+  active: boolean;
+  /** The state the VM was in, and is left in (a paused VM stays paused throughout). */
+  runState: RunState;
+  /** Whether libvirt keeps a definition of the VM (a transient VM has none and gets none). */
+  persistent: boolean;
   memoryKiB: number;
   /** Where the state file is written during the snapshot: the RAM disk, or the retain dir as fallback. */
   staging: 'ramdisk' | 'retain';
+  /** Devices that are not disks (CD-ROMs, floppies): never snapshotted, kept in the XML as they are. */
+  untouched: string[];
+  /** Files of the VM outside its disks that the backup keeps: the UEFI variables (VARS), the emulated TPM's state directory. */
+  firmware: { nvram?: string; tpmStateDir?: string };
   warnings: string[];
 }
 

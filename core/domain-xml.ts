@@ -17,6 +17,39 @@ export interface DomainDisk {
   emptyBackingStore: boolean;
   /** The image format from `<driver type=…>`, when given. */
   format?: string;
+  /** A `<mirror>`: a block copy or commit job runs on the disk. */
+  mirror: boolean;
+  /** The backing chain libvirt reports below the disk's source, nearest first. */
+  chain: Array<{ source: string; format?: string }>;
+}
+
+/** The domain-wide facts a backup needs: identity, UEFI variable store, emulated TPMs. */
+export interface DomainInfo {
+  name: string;
+  uuid: string;
+  firmware: { nvram?: { path: string; template?: string } };
+  tpm: Array<{ model: string; backendType: string }>;
+}
+
+export function domainInfo(xml: string): DomainInfo {
+  const text = (tag: string) => {
+    const m = new RegExp(`<${tag}\\b[^>]*>([^<]*)</${tag}>`).exec(xml);
+    return m ? xmlUnescape(m[1]!.trim()) : undefined;
+  };
+  const nvramTag = /<nvram\b[^>]*>/.exec(xml)?.[0];
+  const nvramPath = text('nvram');
+  const template = nvramTag ? attr(nvramTag, 'template') : undefined;
+  const tpm = [...xml.matchAll(/<tpm\b[^>]*>[\s\S]*?<\/tpm>/g)].map((m) => {
+    const open = /^<tpm\b[^>]*>/.exec(m[0])![0];
+    const backend = /<backend\b[^>]*>/.exec(m[0])?.[0];
+    return { model: attr(open, 'model') ?? '', backendType: backend ? attr(backend, 'type') ?? '' : '' };
+  });
+  return {
+    name: text('name') ?? '',
+    uuid: text('uuid') ?? '',
+    firmware: nvramPath ? { nvram: { path: nvramPath, ...(template ? { template } : {}) } } : {},
+    tpm,
+  };
 }
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', apos: "'", quot: '"' };
@@ -60,6 +93,17 @@ export function domainDisks(xml: string): DomainDisk[] {
       ...(backingPath ? { backingSource: backingPath } : {}),
       emptyBackingStore: /<backingStore\s*\/>/.test(block),
       ...(format ? { format } : {}),
+      mirror: /<mirror\b/.test(block),
+      chain: block
+        .split(/<backingStore\b/)
+        .slice(1)
+        .filter((part) => !/^\s*\/>/.test(part) && !/^[^>]*\/>/.test(part))
+        .map((part) => {
+          const src = /<source\b[^>]*>/.exec(part)?.[0];
+          const fmt = /<format\b[^>]*>/.exec(part)?.[0];
+          const f = fmt ? attr(fmt, 'type') : undefined;
+          return { source: src ? attr(src, 'file') ?? attr(src, 'dev') ?? attr(src, 'name') ?? '' : '', ...(f ? { format: f } : {}) };
+        }),
     });
   }
   return disks;
@@ -76,8 +120,10 @@ export function retargetDisks(xml: string, moves: ReadonlyMap<string, string>): 
     const file = source ? attr(source, 'file') : undefined;
     const to = file !== undefined ? moves.get(file) : undefined;
     if (!source || to === undefined) return block;
-    const newSource = source.replace(/\sfile=(?:'[^']*'|"[^"]*")/, ` file='${xmlEscape(to)}'`);
-    return block.replace(source, newSource).replace(/\n?\s*<backingStore\s*\/>/, '');
+    const newSource = source.replace(/\sfile=(?:'[^']*'|"[^"]*")/, () => ` file='${xmlEscape(to)}'`);
+    // the disk's own chain goes whole (nested or empty): libvirt probes the new file's chain
+    const cleaned = block.replace(/\n?\s*<backingStore\b[^>]*[^/]>[\s\S]*<\/backingStore>/, '').replace(/\n?\s*<backingStore\s*\/>/, '');
+    return cleaned.replace(source, newSource);
   });
 }
 
@@ -86,7 +132,7 @@ export function retargetDisks(xml: string, moves: ReadonlyMap<string, string>): 
  * path back, and the backing chain libvirt reported is removed, so the XML defines the VM on its own
  * images.
  */
-export function withOriginalDisks(xml: string, overlayToOriginal: ReadonlyMap<string, string>): string {
+export function withOriginalDisks(xml: string, overlayToOriginal: ReadonlyMap<string, string>, formats: ReadonlyMap<string, string> = new Map()): string {
   return xml.replace(DISK, (block) => {
     const beforeBacking = block.split(/<backingStore\b/)[0]!;
     const source = /<source\b[^>]*>/.exec(beforeBacking)?.[0];
@@ -95,6 +141,9 @@ export function withOriginalDisks(xml: string, overlayToOriginal: ReadonlyMap<st
     if (!source || original === undefined) return block;
     // greedy within one disk: a deeper chain nests <backingStore> elements
     const cleaned = block.replace(/\n?\s*<backingStore\b[^>]*[^/]>[\s\S]*<\/backingStore>/, '').replace(/\n?\s*<backingStore\s*\/>/, '');
-    return cleaned.replace(source, source.replace(/\sfile=(?:'[^']*'|"[^"]*")/, ` file='${xmlEscape(original)}'`).replace(/\sindex='\d+'/, ''));
+    const driver = /<driver\b[^>]*>/.exec(cleaned)?.[0];
+    const format = formats.get(original);
+    const withFormat = driver && format ? cleaned.replace(driver, driver.replace(/\stype=(?:'[^']*'|"[^"]*")/, ` type='${xmlEscape(format)}'`)) : cleaned;
+    return withFormat.replace(source, source.replace(/\sfile=(?:'[^']*'|"[^"]*")/, () => ` file='${xmlEscape(original)}'`).replace(/\sindex='\d+'/, ''));
   });
 }

@@ -21,6 +21,12 @@ export const fileNames = {
   state: (vm: string) => `${assertVmName(vm)}.state`,
   xml: (vm: string) => `${assertVmName(vm)}.xml`,
   ldif: (vm: string) => `${assertVmName(vm)}.ldif`,
+  /** This product's addition: what the backup found (run state, persistence, images, firmware files); BackupFacts. */
+  facts: (vm: string) => `${assertVmName(vm)}.backup.json`,
+  /** The VM's UEFI variable store (its NVRAM VARS file), where it has one. */
+  nvram: (vm: string) => `${assertVmName(vm)}.nvram`,
+  /** The emulated TPM's state directory as a tar archive (owners and modes kept), where it has one. */
+  tpm: (vm: string) => `${assertVmName(vm)}.tpm.tar`,
   manifest: 'SHA256SUMS',
   /** `<file>.<ou>`, the original's suffix for everything in the backup root. */
   inBackup: (file: string, ou: string) => `${file}.${assertLeafOu(ou)}`,
@@ -159,19 +165,70 @@ export function relocatedIteration(dirs: IterationDirs, foundBackupDir: string):
   return { ...dirs, intermediate: relative, backupDir: foundBackupDir, retainDir: iterationDirectory(dirs.retainRoot, relative), backupVmDir: dirname(foundBackupDir) };
 }
 
-/** The state, XML, LDIF and manifest names of an iteration (without the `.<ou>` suffix). */
-export function iterationFiles(vm: string): { state: string; xml: string; ldif: string; manifest: string } {
-  return { state: fileNames.state(vm), xml: fileNames.xml(vm), ldif: fileNames.ldif(vm), manifest: fileNames.manifest };
+/** The names of an iteration's files other than its disk images. */
+export interface IterationFiles {
+  state: string;
+  xml: string;
+  ldif: string;
+  facts: string;
+  nvram: string;
+  tpm: string;
+  manifest: string;
+}
+
+/** The names of an iteration's files in the retain directory (without the `.<ou>` suffix). */
+export function iterationFiles(vm: string): IterationFiles {
+  return {
+    state: fileNames.state(vm),
+    xml: fileNames.xml(vm),
+    ldif: fileNames.ldif(vm),
+    facts: fileNames.facts(vm),
+    nvram: fileNames.nvram(vm),
+    tpm: fileNames.tpm(vm),
+    manifest: fileNames.manifest,
+  };
 }
 
 /** The same names as they lie in the backup root: `<file>.<ou>`. */
-export function suffixedIterationFiles(vm: string, ou: string): { state: string; xml: string; ldif: string; manifest: string } {
+export function suffixedIterationFiles(vm: string, ou: string): IterationFiles {
   const f = iterationFiles(vm);
-  return {
-    state: fileNames.inBackup(f.state, ou),
-    xml: fileNames.inBackup(f.xml, ou),
-    ldif: fileNames.inBackup(f.ldif, ou),
-    manifest: fileNames.inBackup(f.manifest, ou),
+  const out = {} as IterationFiles;
+  for (const k of Object.keys(f) as Array<keyof IterationFiles>) out[k] = fileNames.inBackup(f[k], ou);
+  return out;
+}
+
+/**
+ * The facts file of an iteration (`<vm>.backup.json`): what the backup found and the restore puts
+ * back. Iterations of the original daemon, and of versions before it, have none: the restore then
+ * assumes a running (or, with the marker state file, shut-off) persistent VM on standalone images.
+ */
+export interface BackupFacts {
+  version: 1;
+  vm: string;
+  ou: string;
+  /** running, paused or shut off: the state the restore brings the VM back in. */
+  runState: 'running' | 'paused' | 'shut off';
+  /** false for a transient VM: restored without a definition. */
+  persistent: boolean;
+  /** How the snapshot was taken: live, classic, or offline for a shut-off VM. */
+  method: string;
+  disks: Array<{
+    target: string;
+    /** The VM's own image, where the restore puts the file back. */
+    path: string;
+    /** The file's name in the iteration (before the `.<ou>` suffix). */
+    file: string;
+    format: string;
+    /** True when the image had a backing chain and the file holds all of it (a standalone image). */
+    flattened: boolean;
+    /** The chain the image had at backup time, nearest first (informational: the file needs none of it). */
+    backing: Array<{ path: string; format: string }>;
+  }>;
+  firmware: {
+    /** The NVRAM (UEFI VARS) path of the VM and the iteration's file holding it. */
+    nvram?: { path: string; file: string };
+    /** The TPM state directory of the VM and the iteration's tar archive of it. */
+    tpm?: { dir: string; file: string };
   };
 }
 

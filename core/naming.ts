@@ -195,15 +195,28 @@ export function isInside(root: string, candidate: string): boolean {
   return c === r || c.startsWith(r === '/' ? '/' : `${r}/`);
 }
 
-/** `file:///x/y` → `/x/y`; anything else is 39 (backup, retain) or the code the caller gives (35 for restore). */
+/**
+ * `file:///x/y` (or `file://localhost/x/y`) → `/x/y`, percent-decoded once (`%20` is a space, `%25`
+ * a percent sign); anything else is 39 (backup, retain) or the code the caller gives (35 for restore):
+ * another scheme, a host, a relative path, a bad escape, a `..` segment before or after decoding.
+ */
 export function fileUriToPath(uri: string, what: string, code: number = Code.UNSUPPORTED_CONFIGURATION_PARAMETER): string {
-  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(.*)$/.exec(uri.trim());
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/]*)(.*)$/s.exec(uri.trim());
   if (!m) throw new NamingError(code, `${what} "${uri}" is not a URI (expected file:///path)`);
   if (m[1]!.toLowerCase() !== 'file') throw new NamingError(code, `${what} "${uri}" uses ${m[1]}://, only file:// is supported`);
-  const path = m[2]!;
-  if (!path.startsWith('/')) throw new NamingError(code, `${what} "${uri}" must be file:// followed by an absolute path`);
-  if (path.split('/').includes('..')) throw new NamingError(code, `${what} "${uri}" contains ".."`);
-  return normalizePath(decodeURIComponent(path));
+  const host = m[2]!;
+  const encoded = m[3]!;
+  if ((host !== '' && host.toLowerCase() !== 'localhost') || !encoded.startsWith('/')) {
+    throw new NamingError(code, `${what} "${uri}" must be file:// followed by an absolute path on this host`);
+  }
+  let path: string;
+  try {
+    path = decodeURIComponent(encoded);
+  } catch {
+    throw new NamingError(code, `${what} "${uri}" has a bad %-escape (a literal % is written %25)`);
+  }
+  if (encoded.split('/').includes('..') || path.split('/').includes('..')) throw new NamingError(code, `${what} "${uri}" contains ".."`);
+  return normalizePath(path);
 }
 
 /** The RAM disk location may be a plain path or file:// (the original stripped the prefix). */

@@ -5,7 +5,7 @@
  */
 import type { BackupContext, Ownership } from './backup-plan.js';
 import { Code } from './exit-codes.js';
-import { diskNames, fileNames, iterationDirs, suffixedIterationFiles, type IterationDirs } from './layout.js';
+import { diskNames, fileNames, iterationDirs, suffixedIterationFiles, type IterationDirs, type IterationFiles } from './layout.js';
 
 export type RestoreStep = 'unretainSmallFiles' | 'unretainLargeFiles' | 'restore' | 'cleanup';
 
@@ -20,7 +20,7 @@ export interface RestorePlan {
   retainDir: string;
   retainRoot: string;
   /** File names in both directories, with the `.<ou>` suffix of the backup layout. */
-  files: { state: string; xml: string; ldif: string; manifest: string };
+  files: IterationFiles;
   /** From the effective configuration (not from the leaf, unlike the original). */
   withoutState: boolean;
   forceStart: boolean;

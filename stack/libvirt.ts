@@ -90,3 +90,52 @@ export async function domainType(): Promise<'kvm' | 'qemu'> {
   }
   return kvmUsable ? 'kvm' : 'qemu';
 }
+
+/** The PID libvirtd recorded for itself (it writes /run/libvirtd.pid when it runs as root). */
+function libvirtdPid(): number | undefined {
+  try {
+    const pid = Number(readFileSync('/run/libvirtd.pid', 'utf8').trim());
+    return pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Stops the running libvirtd (SIGTERM to the PID it recorded) and starts a new one, for tests of
+ * "libvirtd restarted in the middle of a step": QEMU and its block jobs live on, and clients must
+ * reconnect. The new daemon is detached (it outlives the calling test file, as the old one did) and
+ * its PID goes to `pidDir`, where the test runner stops it by PID at the end of the run. Only where
+ * the test runner started libvirtd itself (`KVM_BACKUP_LIBVIRTD_OWNED=1`): another's daemon is never
+ * restarted; callers skip otherwise.
+ */
+export async function restartLibvirtd(logDir: string, pidDir: string): Promise<{ downMs: number }> {
+  const old = libvirtdPid();
+  if (!old) throw new Error('no libvirtd PID in /run/libvirtd.pid');
+  const started = Date.now();
+  process.kill(old, 'SIGTERM');
+  for (let i = 0; i < 300 && pidIsAlive(old); i++) await new Promise((r) => setTimeout(r, 100));
+  if (pidIsAlive(old)) throw new Error(`libvirtd ${old} did not stop within 30 s`);
+  const { spawn } = await import('node:child_process');
+  const { mkdirSync, openSync, writeFileSync } = await import('node:fs');
+  mkdirSync(logDir, { recursive: true });
+  mkdirSync(pidDir, { recursive: true });
+  const log = openSync(join(logDir, 'libvirtd-restarted.log'), 'a');
+  const child = spawn('libvirtd', [], { detached: true, stdio: ['ignore', log, log] });
+  child.unref();
+  if (child.pid) writeFileSync(join(pidDir, String(child.pid)), 'libvirtd');
+  for (let i = 0; i < 150; i++) {
+    if (await answers(5_000)) return { downMs: Date.now() - started };
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('the restarted libvirtd does not answer');
+}
+
+function pidIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

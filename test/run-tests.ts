@@ -102,6 +102,8 @@ async function main(): Promise<number> {
           KVM_BACKUP_TEST_RUN: tag,
           KVM_BACKUP_WORKFLOW_BUNDLE: bundlePath,
           KVM_BACKUP_PID_DIR: pidDir,
+          // tests that restart libvirtd may do so only to the daemon this run started
+          ...(libvirt!.owned ? { KVM_BACKUP_LIBVIRTD_OWNED: '1' } : {}),
           // workers log each workflow's end at info: the test output keeps to warnings, as before
           KVM_BACKUP_LOG_LEVEL: process.env['KVM_BACKUP_LOG_LEVEL'] ?? 'warn',
         },

@@ -105,7 +105,7 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     const p = await node.quick(`preflight of ${leaf.vm} for ${purpose}: disks, free space, RAM disk`).preflight(ctx, method, purpose);
     warnings.push(...p.warnings);
     for (const w of p.warnings) log.warn(w, { leafDn });
-    upsertSearchAttributes([{ key: SA.snapshotMethod, value: p.running ? p.plan.method : 'offline' }]);
+    upsertSearchAttributes([{ key: SA.snapshotMethod, value: p.active ? p.plan.method : 'offline' }]);
     return p;
   };
   /** Puts the VM back on its own images, running if it ran; cannot be cancelled and never gives up. */
@@ -130,8 +130,8 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
       if (step === 'snapshot') {
         enter('snapshot');
         const p = prepared;
-        const what = p.running ? `RAM → ${stagingStateFile(p)}, ${p.plan.disks.map((d) => `${d.target} → ${d.overlay}`).join(', ')}` : 'shut off: no overlay';
-        const snap = await node.long(`${p.running ? p.plan.method : 'offline'} snapshot of ${leaf.vm}: ${what}`).takeSnapshot(p);
+        const what = p.active ? `RAM → ${stagingStateFile(p)}, ${p.plan.disks.map((d) => `${d.target} → ${d.overlay}`).join(', ')}` : 'shut off: no overlay';
+        const snap = await node.long(`${p.active ? p.plan.method : 'offline'} snapshot of ${leaf.vm}: ${what}`).takeSnapshot(p);
         outcome.method = snap.method;
         outcome.pauseMs = snap.pauseMs;
         times.downtime = Math.max(0, snap.pauseMs);

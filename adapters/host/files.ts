@@ -77,6 +77,30 @@ export class Files {
   }
 
   /**
+   * A tar archive of everything below `dir` (owners, modes and names kept), leaving out entries
+   * named in `exclude` (e.g. a lock file): how an emulated TPM's state directory is backed up.
+   */
+  async archive(dir: string, tarFile: string, exclude: string[] = []): Promise<void> {
+    await this.run('tar', ['--create', '--file', tarFile, '--directory', dir, ...exclude.map((x) => `--exclude=${x}`), '--', '.']);
+  }
+
+  /**
+   * Replaces the contents of `dir` with the archive's, owners and modes as archived: unpacked beside
+   * it first, then swapped in by rename, so a failure leaves the old contents in place.
+   */
+  async replaceWithArchive(tarFile: string, dir: string): Promise<void> {
+    const fresh = `${dir}.kvm-backup-new`;
+    const old = `${dir}.kvm-backup-old`;
+    await rm(fresh, { recursive: true, force: true });
+    await mkdir(fresh, { recursive: true });
+    await this.run('tar', ['--extract', '--file', tarFile, '--directory', fresh, '--same-owner', '--preserve-permissions']);
+    await rm(old, { recursive: true, force: true });
+    if (await exists(dir)) await rename(dir, old);
+    await rename(fresh, dir);
+    await rm(old, { recursive: true, force: true });
+  }
+
+  /**
    * The first directory below `root` (breadth first, at most `depth` levels) for which `match`
    * holds; used to find an iteration whose disks moved since it was written.
    */

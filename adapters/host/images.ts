@@ -1,10 +1,26 @@
-/** QEMU disk images through `qemu-img`: overlays, offline commit, checks and backing chains. */
-import { CommandError, run as defaultRun, type Run } from './run.js';
+/** QEMU disk images through `qemu-img`: overlays, offline commit, flattening copies, checks and backing chains. */
+import { CommandError, run as defaultRun, type Run, type RunOptions } from './run.js';
 
 export interface ImageInfo {
   format: string;
   virtualSize: number;
   backingFile?: string;
+}
+
+/** One image of a backing chain, the image itself first (`qemu-img info --backing-chain`). */
+export interface ChainImage {
+  path: string;
+  format: string;
+  /** Bytes the guest sees. */
+  virtualSize: number;
+}
+
+interface QemuImgInfo {
+  filename: string;
+  format: string;
+  'virtual-size': number;
+  'full-backing-filename'?: string;
+  'backing-filename'?: string;
 }
 
 export interface ImageCheck {
@@ -25,14 +41,42 @@ export class Images {
     return { format: j.format, virtualSize: j['virtual-size'], ...(backing ? { backingFile: backing } : {}) };
   }
 
+  /**
+   * The image and every backing file below it, the image first, read without taking a lock (the VM
+   * may be running on it). Errors: CommandError when an image of the chain cannot be opened.
+   */
+  async chain(image: string, format?: string): Promise<ChainImage[]> {
+    const args = ['info', '-U', '--backing-chain', '--output=json', ...(format ? ['-f', format] : []), image];
+    const out = (await this.run('qemu-img', args)).stdout;
+    const list = JSON.parse(out) as QemuImgInfo[];
+    return list.map((j) => ({ path: j.filename, format: j.format, virtualSize: j['virtual-size'] }));
+  }
+
+  /**
+   * A standalone copy of `image` with everything its backing chain holds (the guest's view), in
+   * `format`, sparse: what a backup of a linked clone keeps, so it restores without its template.
+   * Reads the chain only (the frozen image and its backing files are never opened for writing).
+   * `onProgress` gets the percentage qemu-img reports.
+   */
+  async convert(image: string, sourceFormat: string, target: string, format: string, o: { signal?: AbortSignal; onProgress?: (percent: number) => void } = {}): Promise<void> {
+    const options: RunOptions = { idleIo: true, ...(o.signal ? { signal: o.signal } : {}) };
+    if (o.onProgress) options.onStdout = (text) => {
+      for (const m of text.matchAll(/\((\d+(?:\.\d+)?)\/100%\)/g)) o.onProgress!(Number(m[1]));
+    };
+    await this.run('qemu-img', ['convert', '-p', '-U', '-f', sourceFormat, '-O', format, image, target], options);
+  }
+
   /** A new qcow2 overlay on `backing` (`-F` is mandatory on current QEMU). */
   async createOverlay(backing: string, overlay: string, backingFormat: string): Promise<void> {
     await this.run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', backing, '-F', backingFormat, overlay]);
   }
 
-  /** Offline commit of an overlay into its backing file (for a VM that went down on its overlay). */
-  async commit(overlay: string): Promise<void> {
-    await this.run('qemu-img', ['commit', '-q', '-f', 'qcow2', overlay]);
+  /**
+   * Offline commit of an overlay into `base`, named explicitly (for a VM that went down on its
+   * overlay): only `base` is written, never a backing file below it (a linked clone's template).
+   */
+  async commit(overlay: string, base: string): Promise<void> {
+    await this.run('qemu-img', ['commit', '-q', '-f', 'qcow2', '-b', base, overlay]);
   }
 
   /**

@@ -13,6 +13,8 @@ export interface RunOptions {
   /** Run at idle I/O priority (ionice -c 3), for big copies that must not starve the guests. */
   idleIo?: boolean;
   env?: Record<string, string>;
+  /** Called with each chunk the child writes to stdout while it runs (progress of long commands). */
+  onStdout?: (text: string) => void;
 }
 
 export interface RunResult {
@@ -48,7 +50,7 @@ export function guarded(file: string, args: readonly string[], idleIo = false): 
 export const run: Run = async (file, args, options = {}) => {
   const [cmd, argv] = guarded(file, args, options.idleIo);
   try {
-    const result = await execa(cmd, argv, {
+    const child = execa(cmd, argv, {
       cancelSignal: options.signal,
       timeout: options.timeoutMs,
       input: options.input,
@@ -56,6 +58,8 @@ export const run: Run = async (file, args, options = {}) => {
       forceKillAfterDelay: 5_000,
       stripFinalNewline: true,
     });
+    if (options.onStdout) child.stdout?.on('data', (chunk: Buffer) => options.onStdout!(chunk.toString()));
+    const result = await child;
     return { stdout: result.stdout, stderr: result.stderr };
   } catch (e) {
     // execa rejects with its own error on cancellation; the activity must see the abort reason

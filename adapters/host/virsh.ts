@@ -35,6 +35,11 @@ export class DomainNotFoundError extends Error {
 
 const NOT_FOUND = /failed to get domain|Domain not found|no domain with matching/i;
 
+/** A value inside `--diskspec`/`--memspec`: virsh splits those at commas, a literal comma is written twice. */
+export function specValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
 export class Virsh {
   constructor(
     private readonly uri = 'qemu:///system',
@@ -65,6 +70,11 @@ export class Virsh {
     const out = (await this.exec(['domstate', domain, '--reason'], {}, domain)).trim();
     const m = /^(.*?)\s*\((.*)\)$/.exec(out);
     return m ? { state: m[1]!, reason: m[2]! } : { state: out, reason: '' };
+  }
+
+  /** True when libvirt keeps a definition of the domain (`dominfo` Persistent: yes); a transient domain has none. */
+  async isPersistent(domain: string): Promise<boolean> {
+    return /^Persistent:\s+yes/m.test(await this.exec(['dominfo', domain], {}, domain));
   }
 
   async isActive(domain: string): Promise<boolean> {
@@ -100,6 +110,11 @@ export class Virsh {
     await this.exec(['define', xmlFile]);
   }
 
+  /** Starts a transient domain from `xmlFile` (no definition is left behind when it stops). */
+  async create(xmlFile: string, opts: { paused?: boolean } = {}): Promise<void> {
+    await this.exec(opts.paused ? ['create', xmlFile, '--paused'] : ['create', xmlFile]);
+  }
+
   async start(domain: string, opts: { paused?: boolean } = {}): Promise<void> {
     await this.exec(opts.paused ? ['start', domain, '--paused'] : ['start', domain], {}, domain);
   }
@@ -116,18 +131,28 @@ export class Virsh {
     await this.exec(['destroy', domain], {}, domain);
   }
 
+  /**
+   * Removes the definition. UEFI variables (NVRAM) and emulated TPM state are kept on purpose
+   * (`--keep-nvram`, `--keep-tpm`): libvirt refuses to undefine a domain with NVRAM otherwise, and
+   * deletes the TPM state by default; the restore puts the backup's files in their place itself.
+   */
   async undefine(domain: string): Promise<void> {
-    await this.exec(['undefine', domain, '--checkpoints-metadata', '--snapshots-metadata'], {}, domain);
+    await this.exec(['undefine', domain, '--checkpoints-metadata', '--snapshots-metadata', '--keep-nvram', '--keep-tpm'], {}, domain);
   }
 
-  async save(domain: string, stateFile: string, options?: RunOptions): Promise<void> {
-    await this.exec(['save', domain, stateFile, '--running'], options, domain);
+  /**
+   * Saves the RAM state and stops the domain. `after` is the state a later restore of the file
+   * brings it back in: a paused VM's save restores paused, a running VM's running.
+   */
+  async save(domain: string, stateFile: string, after: 'running' | 'paused', options?: RunOptions): Promise<void> {
+    await this.exec(['save', domain, stateFile, `--${after}`], options, domain);
   }
 
-  async restore(stateFile: string, opts: { xmlFile?: string; paused?: boolean } = {}, options?: RunOptions): Promise<void> {
+  /** Restores a saved domain (transient until defined); `--paused`/`--running` override the state the file recorded. */
+  async restore(stateFile: string, opts: { xmlFile?: string; after?: 'running' | 'paused' } = {}, options?: RunOptions): Promise<void> {
     const args = ['restore', stateFile];
     if (opts.xmlFile) args.push('--xml', opts.xmlFile);
-    if (opts.paused) args.push('--paused');
+    if (opts.after) args.push(`--${opts.after}`);
     await this.exec(args, options);
   }
 
@@ -142,14 +167,16 @@ export class Virsh {
   async snapshotCreateAs(
     domain: string,
     name: string,
-    spec: { memoryFile?: string; live?: boolean; disks: Array<{ target: string; overlay: string }>; diskOnly?: boolean },
+    spec: { memoryFile?: string; live?: boolean; disks: Array<{ target: string; overlay: string }>; diskOnly?: boolean; untouched?: string[] },
     options?: RunOptions,
   ): Promise<void> {
     const args = ['snapshot-create-as', domain, name, '--atomic', '--no-metadata'];
     if (spec.diskOnly) args.push('--disk-only');
-    if (spec.memoryFile) args.push('--memspec', `file=${spec.memoryFile},snapshot=external`);
+    if (spec.memoryFile) args.push('--memspec', `file=${specValue(spec.memoryFile)},snapshot=external`);
     if (spec.live) args.push('--live');
-    for (const d of spec.disks) args.push('--diskspec', `${d.target},snapshot=external,file=${d.overlay}`);
+    for (const d of spec.disks) args.push('--diskspec', `${specValue(d.target)},snapshot=external,file=${specValue(d.overlay)}`);
+    // CD-ROMs and other devices get no overlay (an ISO would silently get one otherwise)
+    for (const target of spec.untouched ?? []) args.push('--diskspec', `${specValue(target)},snapshot=no`);
     await this.exec(args, options, domain);
   }
 
@@ -162,9 +189,13 @@ export class Virsh {
     await this.exec(['migrate-setmaxdowntime', domain, String(Math.round(ms))], {}, domain);
   }
 
-  /** Starts an active block commit (overlay → its backing image); returns at once. */
-  async blockCommitActive(domain: string, target: string, bandwidthMiB: number): Promise<void> {
-    const args = ['blockcommit', domain, target, '--active'];
+  /**
+   * Starts an active block commit of the disk's top image down into `base`, named by its path; returns
+   * at once. Without a base libvirt commits into the deepest image of the chain: a linked clone's
+   * template would receive the VM's data and the VM would pivot onto it.
+   */
+  async blockCommitActive(domain: string, target: string, base: string, bandwidthMiB: number): Promise<void> {
+    const args = ['blockcommit', domain, target, '--active', '--base', base];
     if (bandwidthMiB > 0) args.push('--bandwidth', String(bandwidthMiB));
     await this.exec(args, {}, domain);
   }

@@ -81,7 +81,13 @@ for (const method of ['live', 'classic'] as const) {
 
     // the original layout, a manifest that verifies
     const files = readdirSync(dir).sort();
-    assert.deepEqual(files, [`SHA256SUMS.${leaf.ou}`, `${w.vm}-vda.disk.qcow2.${leaf.ou}`, `${w.vm}.ldif.${leaf.ou}`, `${w.vm}.state.${leaf.ou}`, `${w.vm}.xml.${leaf.ou}`].sort());
+    assert.deepEqual(files, [`SHA256SUMS.${leaf.ou}`, `${w.vm}-vda.disk.qcow2.${leaf.ou}`, `${w.vm}.ldif.${leaf.ou}`, `${w.vm}.state.${leaf.ou}`, `${w.vm}.xml.${leaf.ou}`, `${w.vm}.backup.json.${leaf.ou}`].sort());
+    // the facts the restore puts back: running, persistent, a standalone qcow2
+    const facts = JSON.parse(readFileSync(join(dir, `${w.vm}.backup.json.${leaf.ou}`), 'utf8'));
+    assert.deepEqual(
+      { runState: facts.runState, persistent: facts.persistent, method: facts.method, disks: facts.disks.map((d: { format: string; flattened: boolean }) => [d.format, d.flattened]) },
+      { runState: 'running', persistent: true, method, disks: [['qcow2', false]] },
+    );
     execFileSync('sha256sum', ['-c', '--quiet', `SHA256SUMS.${leaf.ou}`], { cwd: dir });
     assert.match(readFileSync(join(dir, `${w.vm}.xml.${leaf.ou}`), 'utf8'), new RegExp(`<source file='${image}'`));
     assert.doesNotMatch(readFileSync(join(dir, `${w.vm}.xml.${leaf.ou}`), 'utf8'), /overlay/);

@@ -178,7 +178,7 @@ test('a backup in the original daemon layout (no manifest) restores, with what c
   const dir = backupDirOf(w, ou);
   mkdirSync(dir, { recursive: true });
   const xml = await w.virsh.dumpXml(w.vm, { inactive: true });
-  await w.virsh.save(w.vm, join(dir, `${w.vm}.state.${ou}`));
+  await w.virsh.save(w.vm, join(dir, `${w.vm}.state.${ou}`), 'running');
   execFileSync('cp', ['--sparse=always', w.disks[0]!.path, join(dir, `${w.vm}-vda.disk.qcow2.${ou}`)]);
   writeFileSync(join(dir, `${w.vm}.xml.${ou}`), xml);
   writeFileSync(join(dir, `${w.vm}.ldif.${ou}`), `dn: sstVirtualMachine=${w.vm},ou=virtual machines,${DEMO_SERVICE_SUBTREE}\n`);

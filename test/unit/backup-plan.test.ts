@@ -39,7 +39,12 @@ test('the plan: original layout, overlays next to the images, unique names for s
   assert.equal(plan.backupVmDir, '/srv/backup-vm.d/vm-persistent/pool-1/vm-1');
   assert.deepEqual(plan.disks.map((d) => d.name), ['vda-disk.qcow2', 'vdb-disk.qcow2', 'extra.qcow2']);
   assert.equal(plan.disks[0]!.overlay, '/var/virtualization/vm-persistent/pool-1/disk.qcow2.overlay-20261127T030405Z');
-  assert.deepEqual(retainFiles(plan), ['vm-1.state', 'vm-1.xml', 'vm-1.ldif', 'vda-disk.qcow2', 'vdb-disk.qcow2', 'extra.qcow2']);
+  const prepared = { plan, active: true, runState: 'running', persistent: true, memoryKiB: 0, staging: 'retain', untouched: [], firmware: {}, warnings: [] } as const;
+  assert.deepEqual(retainFiles({ ...prepared, untouched: [], warnings: [] }), ['vm-1.state', 'vm-1.xml', 'vm-1.ldif', 'vda-disk.qcow2', 'vdb-disk.qcow2', 'extra.qcow2', 'vm-1.backup.json']);
+  assert.deepEqual(
+    retainFiles({ ...prepared, untouched: [], warnings: [], firmware: { nvram: '/var/lib/libvirt/qemu/nvram/vm-1_VARS.fd', tpmStateDir: '/var/lib/libvirt/swtpm/u' } }).slice(-3),
+    ['vm-1.backup.json', 'vm-1.nvram', 'vm-1.tpm.tar'],
+  );
   assert.equal(plan.stagingStateFile, '/mnt/ramdisk/kvm-backup-vm-1-20261127T030405Z.state');
   assert.equal(overlayPath('/a/b.qcow2', '20261127T030405Z'), '/a/b.qcow2.overlay-20261127T030405Z');
 });

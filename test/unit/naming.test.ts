@@ -56,6 +56,12 @@ test('file:// URIs keep every character (no truncation at - or .); other schemes
   assert.throws(() => fileUriToPath('nfs://host/x', 'root', 35), (e: NamingError) => e.code === 35);
   assert.throws(() => fileUriToPath('file://relative/x', 'root'), (e: NamingError) => e.code === 39);
   assert.throws(() => fileUriToPath('file:///var/../etc', 'root'), (e: NamingError) => e.code === 39);
+  // decoded once, with a URI's escapes; a host other than this one, a bad escape and an encoded .. refused
+  assert.equal(fileUriToPath('file:///srv/back%20up/d%C3%BCr%2C1/100%25', 'root'), '/srv/back up/dür,1/100%');
+  assert.equal(fileUriToPath('file://localhost/srv/b', 'root'), '/srv/b');
+  assert.throws(() => fileUriToPath('file://nas/srv/b', 'root'), (e: NamingError) => e.code === 39);
+  assert.throws(() => fileUriToPath('file:///srv/100%', 'root'), (e: NamingError) => e.code === 39 && /%25/.test(e.message));
+  assert.throws(() => fileUriToPath('file:///srv/%2e%2e/etc', 'root'), (e: NamingError) => e.code === 39);
 });
 
 test('the original layout: first disk dir relative to /var/virtualization, then vm/ou', () => {

@@ -35,7 +35,7 @@ export function createExport(deps: NodeDeps) {
       await files.makeDirectory(plan.backupDir, plan.directories);
       const beat = startHeartbeat<ExportProgress>({ phase: 'export', done: [], bytes: 0 });
       const progress: ExportProgress = { phase: 'export', done: [...(beat.previous?.done ?? [])], bytes: beat.previous?.bytes ?? 0 };
-      const names = retainFiles(plan);
+      const names = retainFiles(p);
       const hashes = await files.readJson<Record<string, string>>(ledgerPath(plan.retainDir, 'hashes'), {});
       let resumedBytes = 0;
       try {

@@ -11,6 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DomainNotFoundError } from '../../../adapters/host/virsh.js';
 import { stagingStateFile, type BackupPlan, type PreparedBackup } from '../../../core/backup-plan.js';
+import { ledgerPath } from '../../../core/layout.js';
 import { domainDisks, withOriginalDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
@@ -54,7 +55,8 @@ export function createMerge(deps: NodeDeps) {
           throw failure(Code.CANNOT_MERGE_DISK_IMAGES, `the block commit of ${plan.vm} ${disk.target} ended without a pivot (failed or aborted)`);
         }
         try {
-          await virsh.blockCommitActive(plan.vm, disk.target, plan.bandwidthMiB);
+          // into the VM's own image, named: never into a backing file below it (a linked clone's template)
+          await virsh.blockCommitActive(plan.vm, disk.target, disk.path, plan.bandwidthMiB);
         } catch (e) {
           throw failure(Code.CANNOT_MERGE_DISK_IMAGES, `block commit of ${plan.vm} ${disk.target}: ${(e as Error).message}`);
         }
@@ -110,7 +112,10 @@ export function createMerge(deps: NodeDeps) {
     }
   }
 
-  /** Every disk back on its image, whatever state the VM is in now; overlays removed. */
+  /**
+   * Every disk back on its image, whatever state the VM is in now; overlays removed. A VM that went
+   * down (or, transient, vanished) on its overlays gets an offline commit: its writes are only there.
+   */
   async function commitOverlays(plan: BackupPlan): Promise<string[]> {
     const committed: string[] = [];
     const active = await virsh.isActive(plan.vm).catch((e) => {
@@ -127,7 +132,7 @@ export function createMerge(deps: NodeDeps) {
           const info = await images.info(disk.overlay).catch(() => undefined);
           if (info?.backingFile === disk.path) {
             try {
-              await images.commit(disk.overlay);
+              await images.commit(disk.overlay, disk.path);
             } catch (e) {
               throw failure(Code.CANNOT_MERGE_DISK_IMAGES, `offline commit of ${disk.overlay}: ${(e as Error).message}`);
             }
@@ -151,39 +156,35 @@ export function createMerge(deps: NodeDeps) {
     },
 
     /**
-     * Compensation: the VM running (if it ran before the backup) on its own images, whatever a failed
-     * step left: saved by the classic method, paused, on overlays, or down with writes in an overlay.
+     * Compensation: the VM back in the state it had before the backup (running stays running, paused
+     * stays paused) on its own images, whatever a failed step left: saved by the classic method
+     * (a transient VM's save leaves no domain at all), paused by a failed live save, on overlays, or
+     * down with writes in an overlay. A VM that somebody else stopped is not started behind their back.
      */
     async ensureOnOwnImages(p: PreparedBackup): Promise<{ actions: string[] }> {
       const { plan } = p;
       const actions: string[] = [];
-      let state: { state: string; reason: string };
-      try {
-        state = await virsh.state(plan.vm);
-      } catch (e) {
-        if (e instanceof DomainNotFoundError) throw failure(Code.CANNOT_FIND_MACHINE, `VM ${plan.vm} disappeared from libvirt`);
+      const state = await virsh.state(plan.vm).catch((e) => {
+        if (e instanceof DomainNotFoundError) return undefined; // a transient VM, saved or destroyed
         throw e;
-      }
+      });
       const staged = stagingStateFile(p);
-      if (p.running && state.state === 'shut off' && state.reason === 'saved' && (await files.exists(staged))) {
-        // the classic method failed between save and restore: the state matches the images as they are
+      const snapshotDone = await files.exists(ledgerPath(plan.retainDir, 'snapshotResult'));
+      const savedByUs = p.active && plan.method === 'classic' && !snapshotDone && (await files.exists(staged)) && (state ? state.state === 'shut off' && state.reason === 'saved' : true);
+      if (savedByUs) {
+        // the classic method failed between save and restore: the state matches the images as they are,
+        // and restores into the state it was saved in (paused or running)
         for (const d of plan.disks) await removeOverlay(d.overlay);
         await virsh.restore(staged);
-        actions.push('restored the saved VM on its own images');
-      } else if (state.state === 'paused') {
+        actions.push(`restored the saved VM on its own images (${p.runState})`);
+      } else if (state?.state === 'paused' && p.runState === 'running') {
         await virsh.resume(plan.vm);
-        actions.push('resumed the paused VM');
+        actions.push('resumed the VM a failed snapshot left paused');
+      } else if (!state) {
+        actions.push(`${plan.vm} is gone from libvirt (a transient VM that was stopped): its overlay writes go into its images offline`);
       }
       const committed = await commitOverlays(plan);
       if (committed.length) actions.push(`committed overlays of ${committed.join(', ')}`);
-      if (p.running && !(await virsh.isActive(plan.vm))) {
-        try {
-          await virsh.start(plan.vm);
-        } catch (e) {
-          throw failure(Code.CANNOT_START_MACHINE, `cannot start ${plan.vm} again: ${(e as Error).message}`);
-        }
-        actions.push('started the VM again');
-      }
       return { actions };
     },
   };

@@ -1,23 +1,37 @@
 /**
- * Preflight: every check that can fail before anything changes. The VM exists here, its disks in
- * LDAP are the disks in its domain XML (33), the backup and retain URIs are file:// (39), the retain
- * and backup filesystems have room (47, 48), and the RAM disk can take the RAM state, else the
- * retain directory takes it, with a warning.
+ * Preflight: every check that can fail before anything changes (docs/backup.md). The VM exists here;
+ * its disks in LDAP are the disks in its domain XML (33); every disk is a shape the product handles,
+ * else it is refused with the reason before anything is touched (39: network, block and volume
+ * disks, formats other than qcow2 and raw, a block job somebody else started, a backing file that
+ * cannot be read); the backup and retain URIs are file:// (39); the retain and backup filesystems
+ * have room (47, 48); the RAM disk can take the RAM state, else the retain directory takes it.
+ *
+ * It also records what the backup must keep and give back: the run state (a paused VM stays paused,
+ * and is snapshotted with the classic method, which keeps it paused), the persistence, each image's
+ * format and backing chain, the devices that are not disks, the UEFI variables and TPM state.
  */
+import type { ChainImage } from '../../../adapters/host/images.js';
 import { DomainNotFoundError } from '../../../adapters/host/virsh.js';
-import { planBackup, type BackupContext, type BackupPlan, type PreparedBackup } from '../../../core/backup-plan.js';
-import { domainDisks } from '../../../core/domain-xml.js';
+import { planBackup, type BackupContext, type BackupPlan, type PreparedBackup, type RunState } from '../../../core/backup-plan.js';
+import { domainDisks, domainInfo, type DomainDisk } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
 import type { SnapshotMethod } from '../../../core/global-config.js';
-import { NamingError } from '../../../core/naming.js';
+import type { BackupFacts } from '../../../core/layout.js';
+import { joinPath, NamingError } from '../../../core/naming.js';
 import type { BackupStep } from '../../../core/provisioning.js';
 import type { NodeDeps } from '../deps.js';
 
 const RAM_MARGIN = 1.05;
 
+/** Image formats a backup copies and a restore checks; anything else is refused (39). */
+const FORMATS = ['qcow2', 'raw'];
+
+/** Where libvirt keeps an emulated TPM's state (swtpm), per domain UUID. */
+const SWTPM_STATE_ROOT = '/var/lib/libvirt/swtpm';
+
 export function createPreflight(deps: NodeDeps) {
-  const { virsh, files } = deps;
+  const { virsh, files, images } = deps;
 
   function plan(ctx: BackupContext, method: SnapshotMethod): BackupPlan {
     try {
@@ -28,24 +42,69 @@ export function createPreflight(deps: NodeDeps) {
     }
   }
 
-  /** LDAP disks = XML disks (by path; a disk already on this backup's overlay counts as its image). */
-  function compareDisks(p: BackupPlan, xml: string): void {
-    const xmlDisks = domainDisks(xml).filter((d) => d.device === 'disk');
+  /**
+   * LDAP disks = XML disks (by path; a disk already on this backup's overlay counts as its image);
+   * a disk running on a file LDAP does not name (an overlay another tool left) is named as such.
+   */
+  function compareDisks(p: BackupPlan, xmlDisks: DomainDisk[]): void {
     const byOverlay = new Map(p.disks.map((d) => [d.overlay, d.path]));
     const problems: string[] = [];
-    for (const d of xmlDisks) {
-      if (d.type !== 'file') problems.push(`${d.target} is a ${d.type} disk (only file disks are supported)`);
-    }
     const xmlPaths = xmlDisks.map((d) => byOverlay.get(d.source) ?? d.source).sort();
     const ldapPaths = p.disks.map((d) => d.path).sort();
     if (xmlPaths.length !== ldapPaths.length) problems.push(`LDAP lists ${ldapPaths.length} disks, the domain XML ${xmlPaths.length}`);
     for (const path of ldapPaths) if (!xmlPaths.includes(path)) problems.push(`${path} is in LDAP but not in the domain XML`);
-    for (const path of xmlPaths) if (!ldapPaths.includes(path)) problems.push(`${path} is in the domain XML but not in LDAP`);
+    for (const d of xmlDisks) {
+      const path = byOverlay.get(d.source) ?? d.source;
+      if (ldapPaths.includes(path)) continue;
+      const over = p.disks.find((l) => d.backingSource === l.path);
+      problems.push(over ? `${d.target} runs on ${d.source}, an overlay of ${over.path} that kvm-backup did not make (another tool's snapshot?)` : `${path} is in the domain XML but not in LDAP`);
+    }
     for (const d of p.disks) {
       const x = xmlDisks.find((xd) => (byOverlay.get(xd.source) ?? xd.source) === d.path);
       if (x && x.target !== d.target) problems.push(`${d.path} is ${d.target} in LDAP but ${x.target} in the domain XML`);
     }
     if (problems.length) throw failure(Code.BACKEND_XML_UNCONSISTENCY, problems.join('; '));
+  }
+
+  /** Shapes the product does not back up, refused with the reason before anything changes (39). */
+  function refuseUnsupported(vm: string, xmlDisks: DomainDisk[]): void {
+    const problems: string[] = [];
+    for (const d of xmlDisks) {
+      if (d.type !== 'file') problems.push(`${d.target} is a ${d.type} disk (${d.source || 'no source'}): only file disks are backed up`);
+      else if (d.format && !FORMATS.includes(d.format)) problems.push(`${d.target} is a ${d.format} image: only ${FORMATS.join(' and ')} are backed up`);
+      if (d.mirror) problems.push(`${d.target} has a block job (a copy or mirror) that kvm-backup did not start`);
+    }
+    if (problems.length) throw failure(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `VM ${vm}: ${problems.join('; ')}`);
+  }
+
+  /** A block job on a disk that is not this backup's own commit: somebody else's copy, mirror or commit. */
+  async function refuseForeignJobs(p: BackupPlan, xmlDisks: DomainDisk[]): Promise<void> {
+    for (const d of p.disks) {
+      const x = xmlDisks.find((xd) => xd.target === d.target);
+      if (!x || x.source === d.overlay) continue; // on our overlay: a merge may be ours
+      const job = await virsh.blockJob(p.vm, d.target);
+      if (job) throw failure(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `VM ${p.vm}: ${d.target} has a block job kvm-backup did not start (${job.type}); refused, nothing changed`);
+    }
+  }
+
+  /** Each image's format and backing chain, read from the image (never opened for writing). */
+  async function readChains(p: BackupPlan, xmlDisks: DomainDisk[]): Promise<void> {
+    const byOverlay = new Map(p.disks.map((d) => [d.overlay, d.path]));
+    for (const d of p.disks) {
+      const x = xmlDisks.find((xd) => (byOverlay.get(xd.source) ?? xd.source) === d.path);
+      // on our overlay, the XML's driver names the overlay's format; the image's own is in its chain
+      const onOverlay = x?.source === d.overlay;
+      let chain: ChainImage[];
+      try {
+        chain = await images.chain(d.path, onOverlay ? undefined : x?.format);
+      } catch (e) {
+        throw failure(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `${d.target}: the image ${d.path} or a backing file of it cannot be read: ${(e as Error).message}`);
+      }
+      const [own, ...backing] = chain;
+      if (!own || !FORMATS.includes(own.format)) throw failure(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `${d.target}: ${d.path} is a ${own?.format ?? 'unknown'} image: only ${FORMATS.join(' and ')} are backed up`);
+      d.format = own.format;
+      d.backing = backing.map((b) => ({ path: b.path, format: b.format }));
+    }
   }
 
   /** Bytes our own earlier attempt already put there (a retry must not fail 47 on its own files). */
@@ -57,7 +116,8 @@ export function createPreflight(deps: NodeDeps) {
 
   async function checkSpace(p: BackupPlan, memoryKiB: number): Promise<void> {
     let imageBytes = 0;
-    for (const d of p.disks) imageBytes += await files.allocatedBytes(d.path);
+    // a flattened copy holds what the whole chain holds
+    for (const d of p.disks) for (const path of [d.path, ...d.backing.map((b) => b.path)]) imageBytes += await files.allocatedBytes(path);
     const required = Math.ceil((imageBytes + memoryKiB * 1024) * RAM_MARGIN);
     const retain = await files.freeBytes(p.retainDir);
     const backup = await files.freeBytes(p.backupDir);
@@ -75,8 +135,8 @@ export function createPreflight(deps: NodeDeps) {
     if (backup.bytes < needBackup) throw failure(Code.NOT_ENOUGH_DISK_SPACE, `backup filesystem of ${p.backupDir}: ${mib(backup.bytes)} free, ${mib(needBackup)} needed`);
   }
 
-  async function chooseStaging(p: BackupPlan, running: boolean, memoryKiB: number, warnings: string[]): Promise<'ramdisk' | 'retain'> {
-    if (!running) return 'retain';
+  async function chooseStaging(p: BackupPlan, active: boolean, memoryKiB: number, warnings: string[]): Promise<'ramdisk' | 'retain'> {
+    if (!active) return 'retain';
     // a retry after the snapshot finds its state file where the first attempt put it
     if (await files.exists(p.stagingStateFile)) return 'ramdisk';
     if (!(await files.writableDirectory(p.ramDisk))) {
@@ -92,31 +152,73 @@ export function createPreflight(deps: NodeDeps) {
     return 'ramdisk';
   }
 
+  /** libvirt's domstate word as the run state a backup keeps (in shutdown, crashed, …: as shut off). */
+  function runStateOf(state: string): RunState {
+    return state === 'running' || state === 'paused' ? state : 'shut off';
+  }
+
   return {
     /**
-     * `purpose` is the step about to run: only the snapshot needs the space and RAM disk checks; a
-     * merge or export step (asked for on its own by a control instance) only needs the plan.
+     * `purpose` is the step about to run: only the snapshot looks at the VM as it is and needs the
+     * space and RAM disk checks; a merge or export step (asked for on its own by a control instance)
+     * takes what the snapshot found from the facts it left in the retain directory.
      */
     async preflight(ctx: BackupContext, method?: SnapshotMethod, purpose: BackupStep = 'snapshot'): Promise<PreparedBackup> {
       const p = plan(ctx, method ?? deps.defaultMethod);
       let xml: string;
-      let running: boolean;
+      let state: string;
+      let persistent: boolean;
       try {
         xml = await virsh.dumpXml(p.vm);
-        running = await virsh.isActive(p.vm);
+        state = (await virsh.state(p.vm)).state;
+        persistent = await virsh.isPersistent(p.vm);
       } catch (e) {
         if (e instanceof DomainNotFoundError) throw failure(Code.CANNOT_FIND_MACHINE, `VM ${p.vm} is not defined in libvirt on node ${p.node}`);
         throw e;
       }
-      compareDisks(p, xml);
-      const memoryKiB = running ? await virsh.maxMemoryKiB(p.vm) : 0;
+      const all = domainDisks(xml);
+      const xmlDisks = all.filter((d) => d.device === 'disk');
+      const untouched = all.filter((d) => d.device !== 'disk').map((d) => d.target);
+      compareDisks(p, xmlDisks);
+      refuseUnsupported(p.vm, xmlDisks);
       const warnings: string[] = [];
+      const facts = purpose === 'snapshot' ? undefined : await files.readJson<BackupFacts | undefined>(joinPath(p.retainDir, p.files.facts), undefined);
+      let runState = runStateOf(state);
+      if (facts) {
+        // what the snapshot step found, before it changed anything
+        runState = facts.runState;
+        persistent = facts.persistent;
+        for (const d of p.disks) {
+          const f = facts.disks.find((fd) => fd.target === d.target);
+          if (f) Object.assign(d, { format: f.format, backing: f.backing });
+        }
+        if (facts.method === 'live' || facts.method === 'classic') p.method = facts.method;
+      } else {
+        // only a running or paused VM can have block jobs
+        if (runState !== 'shut off') await refuseForeignJobs(p, xmlDisks);
+        await readChains(p, xmlDisks);
+      }
+      const active = runState !== 'shut off';
+      if (runState === 'paused' && p.method === 'live') {
+        // a live snapshot leaves a paused guest's disks inactive (no merge until it runs); save and
+        // restore keep it paused and cost its guest nothing
+        p.method = 'classic';
+        warnings.push(`${p.vm} is paused: snapshotted with the classic method, which keeps it paused`);
+      }
+      const info = domainInfo(xml);
+      const firmware: PreparedBackup['firmware'] = {
+        ...(info.firmware.nvram ? { nvram: info.firmware.nvram.path } : {}),
+        ...(info.tpm.some((t) => t.backendType === 'emulator') && info.uuid ? { tpmStateDir: joinPath(SWTPM_STATE_ROOT, info.uuid) } : {}),
+      };
+      const memoryKiB = active ? await virsh.maxMemoryKiB(p.vm) : 0;
+      const prepared = { plan: p, active, runState, persistent, memoryKiB, untouched, firmware, warnings };
       if (purpose !== 'snapshot') {
-        return { plan: p, running, memoryKiB, staging: (await files.exists(p.stagingStateFile)) ? 'ramdisk' : 'retain', warnings };
+        return { ...prepared, staging: (await files.exists(p.stagingStateFile)) ? 'ramdisk' : 'retain' };
       }
       await checkSpace(p, memoryKiB);
-      const staging = await chooseStaging(p, running, memoryKiB, warnings);
-      return { plan: p, running, memoryKiB, staging, warnings };
+      const staging = await chooseStaging(p, active, memoryKiB, warnings);
+      return { ...prepared, staging };
     },
   };
 }
+

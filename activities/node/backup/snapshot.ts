@@ -1,11 +1,18 @@
 /**
- * Snapshot: RAM state and every disk frozen at one instant, the VM running on one overlay per disk.
+ * Snapshot: RAM state and every disk frozen at one instant, the VM running (or paused, if it was) on
+ * one overlay per disk (docs/backup.md).
  *
  * - `live`: one `snapshot-create-as --live --memspec … --diskspec … --atomic --no-metadata`; QEMU
- *   writes the RAM while the guest runs and pauses only for the last pass (tens of ms).
+ *   writes the RAM while the guest runs and pauses only for the last pass (tens of ms). Devices that
+ *   are not disks (CD-ROMs) get `snapshot=no`.
  * - `classic`: the original's sequence, `save` → overlays → `restore --xml` with the disks pointed
- *   at the overlays and the empty `<backingStore/>` removed; the chain is asserted afterwards.
+ *   at the overlays and each disk's own `<backingStore>` dropped, so libvirt reads the overlay's
+ *   chain (overlay → image → its backing files); the whole chain is asserted afterwards. A paused VM
+ *   is saved paused and restored paused: it never runs.
  * - a shut-off VM gets neither: its images are copied as they are.
+ *
+ * The UEFI variables and TPM state are copied at the snapshot's instant: between save and restore
+ * (classic), right after the snapshot (live).
  *
  * Idempotent: a retry finds the VM already on this backup's overlays (done), saved by an earlier
  * attempt (the classic method continues with the restore), or untouched (starts over after removing
@@ -20,9 +27,11 @@ import { failure } from '../../../core/failures.js';
 import { ledgerPath } from '../../../core/layout.js';
 import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
+import { createFirmwareCopy } from './copy-to-retain.js';
 
 export function createSnapshot(deps: NodeDeps) {
   const { virsh, images, files } = deps;
+  const retainFirmware = createFirmwareCopy(deps);
 
   async function currentSources(vm: string): Promise<Map<string, string>> {
     return new Map((await virsh.blockDevices(vm)).map((d) => [d.target, d.source]));
@@ -65,6 +74,7 @@ export function createSnapshot(deps: NodeDeps) {
         memoryFile: stagingStateFile(p),
         live: true,
         disks: p.plan.disks.map((d) => ({ target: d.target, overlay: d.overlay })),
+        untouched: p.untouched,
       });
     } finally {
       clearInterval(timer);
@@ -75,14 +85,16 @@ export function createSnapshot(deps: NodeDeps) {
   async function classic(p: PreparedBackup, alreadySaved: boolean): Promise<void> {
     const { plan } = p;
     const state = stagingStateFile(p);
-    if (!alreadySaved) await virsh.save(plan.vm, state);
+    if (!alreadySaved) await virsh.save(plan.vm, state, p.runState === 'paused' ? 'paused' : 'running');
     try {
+      await retainFirmware(p);
       for (const d of plan.disks) {
         await files.remove(d.overlay);
-        await images.createOverlay(d.path, d.overlay, plan.imageFormat);
+        await images.createOverlay(d.path, d.overlay, d.format);
       }
     } catch (e) {
       await virsh.restore(state).catch(() => undefined); // back on its own images, as it was saved
+      if ((e as { type?: string }).type) throw e;
       throw failure(Code.CANNOT_CREATE_EMPTY_DISK_IMAGE, `overlay for ${plan.vm}: ${(e as Error).message}`);
     }
     const xml = retargetDisks(await virsh.saveImageXml(state), new Map(plan.disks.map((d) => [d.path, d.overlay])));
@@ -99,15 +111,21 @@ export function createSnapshot(deps: NodeDeps) {
     }
   }
 
-  /** After the snapshot every disk must run on its overlay, backed by its own image. */
+  /**
+   * After the snapshot every disk must run on its overlay, backed by its own image and then by that
+   * image's own backing files: a chain that skips the image (a kept `<backingStore>`) would show the
+   * guest a disk without its data, and a commit would write into the template.
+   */
   async function assertChain(p: PreparedBackup): Promise<void> {
     const disks = domainDisks(await virsh.dumpXml(p.plan.vm));
     for (const d of p.plan.disks) {
       const x = disks.find((xd) => xd.target === d.target);
-      if (x?.source !== d.overlay || x.backingSource !== d.path) {
+      const expected = [d.overlay, d.path, ...d.backing.map((b) => b.path)];
+      const actual = x ? [x.source, ...x.chain.map((c) => c.source)] : [];
+      if (actual.length !== expected.length || actual.some((path, i) => path !== expected[i])) {
         throw failure(
           Code.CANNOT_RESTORE_MACHINE,
-          `${p.plan.vm} ${d.target} runs on ${x?.source ?? '?'} backed by ${x?.backingSource ?? 'nothing'}; expected ${d.overlay} backed by ${d.path}`,
+          `${p.plan.vm} ${d.target} runs on the chain ${actual.join(' → ') || '?'}; expected ${expected.join(' → ')}`,
         );
       }
     }
@@ -119,7 +137,7 @@ export function createSnapshot(deps: NodeDeps) {
       const started = Date.now();
       await files.makeDirectory(plan.retainDir, plan.directories);
       const resultFile = ledgerPath(plan.retainDir, 'snapshotResult');
-      if (!p.running) {
+      if (!p.active) {
         const result: SnapshotResult = { method: 'offline', pauseMs: 0, durationMs: 0 };
         await files.writeJson(resultFile, result);
         return result;
@@ -139,8 +157,9 @@ export function createSnapshot(deps: NodeDeps) {
         const { state, reason } = await virsh.state(plan.vm);
         const savedByUs = state === 'shut off' && reason === 'saved' && plan.method === 'classic' && (await files.exists(stagingStateFile(p)));
         if (!savedByUs) {
-          if (state === 'paused') await virsh.resume(plan.vm);
-          else if (state !== 'running') throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} is ${state} (${reason}), not running`);
+          // paused by a failed attempt of ours (a live save that stopped the guest): it ran before
+          if (state === 'paused' && p.runState === 'running') await virsh.resume(plan.vm);
+          else if (state !== p.runState) throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} is ${state} (${reason}), not ${p.runState} as at the preflight`);
           await removeLeftovers(p, new Set(sources.values()));
         }
         const watch = await watchGuestPause(deps.libvirtUri, plan.vm);
@@ -157,7 +176,9 @@ export function createSnapshot(deps: NodeDeps) {
         }
         const wallMs = Date.now() - wall;
         await assertChain(p);
-        const result: SnapshotResult = { method: plan.method, pauseMs: pauseMs ?? wallMs, durationMs: Date.now() - started };
+        if (plan.method === 'live') await retainFirmware(p);
+        // a paused guest was paused anyway: the backup cost it no time
+        const result: SnapshotResult = { method: plan.method, pauseMs: p.runState === 'paused' ? 0 : (pauseMs ?? wallMs), durationMs: Date.now() - started };
         await files.writeJson(resultFile, result);
         return result;
       } finally {

@@ -1,17 +1,21 @@
 /**
  * The steps that change the live VM (docs/restore.md), run only after every check passed:
- * - stop and undefine the VM (fc-brokerd's job; done here when no control instance did it);
- * - put each image back at the path the backup recorded, one atomic rename at a time (a failure
- *   leaves the images not yet replaced untouched; 40);
- * - restore the VM from its state file, or define and start it (without state, for a VM that was not
- *   running, or when the restore fails and sstVirtualizationVirtualMachineForceStart says so; 41/42,
- *   21 otherwise), defined persistent again if it was;
+ * - stop and undefine the VM (fc-brokerd's job; done here when no control instance did it), keeping
+ *   its UEFI variables and TPM state files for the next step to replace;
+ * - put the backup's UEFI variables and TPM state back, then each image at the path the backup
+ *   recorded, one atomic rename at a time (a failure leaves what was not yet replaced untouched; 40);
+ * - restore the VM from its state file, or start it without (restore without state, or when the
+ *   restore fails and sstVirtualizationVirtualMachineForceStart says so; 41/42, 21 otherwise), in the
+ *   state it had at the backup (running, paused, or, shut off, only defined) and as persistent or
+ *   transient as it was (the backup's facts; for older iterations as before the restore);
  * - remove the retain directory (46).
  */
 import { DomainNotFoundError } from '../../../adapters/host/virsh.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { ledgerPath } from '../../../core/layout.js';
+import type { RunState } from '../../../core/backup-plan.js';
+import { retargetDisks } from '../../../core/domain-xml.js';
+import { fileNames, ledgerPath, type BackupFacts } from '../../../core/layout.js';
 import { dirname } from '../../../core/naming.js';
 import type { RestoreImage, RestorePlan } from '../../../core/restore-plan.js';
 import type { NodeDeps } from '../deps.js';
@@ -35,19 +39,43 @@ export interface RestoreResult {
 export function createApply(deps: NodeDeps) {
   const { virsh, files } = deps;
 
+  /** What the VM was, noted before anything is done to it (a retry after a crash finds it), then stopped and undefined. */
   async function stopVm(plan: RestorePlan): Promise<Stopped> {
     const note = ledgerPath(plan.retainDir, 'restoreStopped');
-    if (await files.exists(note)) return files.readJson<Stopped>(note, { wasRunning: false, wasPersistent: false });
-    let stopped: Stopped = { wasRunning: false, wasPersistent: false };
+    let stopped = await files.readJson<Stopped | undefined>(note, undefined);
     try {
-      stopped = { wasRunning: await virsh.isActive(plan.vm), wasPersistent: /^Persistent:\s+yes/m.test(await virsh.exec(['dominfo', plan.vm], {}, plan.vm)) };
-      if (stopped.wasRunning) await virsh.destroy(plan.vm);
-      if (stopped.wasPersistent) await virsh.undefine(plan.vm);
+      if (!stopped) {
+        const exists = await virsh.exists(plan.vm);
+        stopped = { wasRunning: exists && (await virsh.isActive(plan.vm)), wasPersistent: exists && (await virsh.isPersistent(plan.vm)) };
+        await files.writeJson(note, stopped);
+      }
+      if (await virsh.isActive(plan.vm)) await virsh.destroy(plan.vm);
+      if (await virsh.isPersistent(plan.vm)) await virsh.undefine(plan.vm);
     } catch (e) {
       if (!(e instanceof DomainNotFoundError)) throw failure(Code.CANNOT_WORK_ON_UNDEFINED_OBJECT, `cannot stop ${plan.vm} for the restore: ${(e as Error).message}`);
     }
-    await files.writeJson(note, stopped);
-    return stopped;
+    return stopped ?? { wasRunning: false, wasPersistent: false };
+  }
+
+  /** The backup's UEFI variables and TPM state where the VM keeps them, before it is defined or restored. */
+  async function putFirmwareBack(plan: RestorePlan, facts: BackupFacts | undefined): Promise<void> {
+    const at = (file: string) => `${plan.retainDir}/${fileNames.inBackup(file, plan.ou)}`;
+    try {
+      const nvram = facts?.firmware.nvram;
+      if (nvram && (await files.exists(at(nvram.file)))) {
+        const tmp = `${nvram.path}.restore-${plan.ou}`;
+        await deps.copy({ src: at(nvram.file), dst: tmp });
+        await files.rename(tmp, nvram.path);
+        await files.remove(at(nvram.file));
+      }
+      const tpm = facts?.firmware.tpm;
+      if (tpm && (await files.exists(at(tpm.file)))) {
+        await files.replaceWithArchive(at(tpm.file), tpm.dir);
+        await files.remove(at(tpm.file));
+      }
+    } catch (e) {
+      throw failure(Code.CANNOT_MOVE_DISK_IMAGE_TO_ORIGINAL_LOCATION, `UEFI variables or TPM state of ${plan.vm} back in place: ${(e as Error).message}`);
+    }
   }
 
   /** One image back at its path: rename on one filesystem, else copy beside it and rename over it. */
@@ -71,16 +99,40 @@ export function createApply(deps: NodeDeps) {
     await files.setOwnership(image.destination, plan.images, 'file');
   }
 
-  async function defineAndStart(plan: RestorePlan): Promise<void> {
+  async function define(plan: RestorePlan): Promise<void> {
     try {
       await virsh.define(`${plan.retainDir}/${plan.files.xml}`);
     } catch (e) {
       throw failure(Code.CANNOT_DEFINE_MACHINE, `define ${plan.vm} from the backed-up XML: ${(e as Error).message}`);
     }
+  }
+
+  /** Starts the VM from the backed-up XML without its RAM state: defined first if persistent, else created transient. */
+  async function startWithoutState(plan: RestorePlan, persistent: boolean, paused: boolean): Promise<void> {
     try {
-      await virsh.start(plan.vm);
+      if (persistent) {
+        await define(plan);
+        await virsh.start(plan.vm, { paused });
+      } else await virsh.create(`${plan.retainDir}/${plan.files.xml}`, { paused });
     } catch (e) {
+      if ((e as { type?: string }).type) throw e;
       throw failure(Code.CANNOT_START_MACHINE, `start ${plan.vm}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * `virsh restore` of the state file with the saved XML's disks probed afresh: the images put back
+   * may be flattened copies of a linked clone, without the template the saved XML names.
+   */
+  async function restoreState(plan: RestorePlan, large: UnretainedLarge): Promise<void> {
+    const state = `${plan.retainDir}/${plan.files.state}`;
+    const xmlFile = `${plan.retainDir}/${plan.vm}.restore.xml`;
+    const paths = new Map(large.images.map((i) => [i.destination, i.destination]));
+    await files.writePrivate(xmlFile, retargetDisks(await virsh.saveImageXml(state), paths));
+    try {
+      await virsh.restore(state, { xmlFile });
+    } finally {
+      await files.remove(xmlFile);
     }
   }
 
@@ -89,18 +141,26 @@ export function createApply(deps: NodeDeps) {
       const warnings: string[] = [];
       const beat = startHeartbeat({ phase: 'restore' });
       try {
+        const { facts } = large;
         const stopped = await stopVm(plan);
+        // the state and persistence the VM had at the backup; an older iteration says neither: a
+        // running VM, defined as it is now (its marker state file: started, as the original did)
+        const target: RunState = facts?.runState ?? 'running';
+        const withState = !plan.withoutState && large.stateKind === 'saved';
+        const persistent = facts?.persistent ?? (withState ? stopped.wasPersistent : true);
+        await putFirmwareBack(plan, facts);
         for (const image of large.images) await putBack(plan, image);
         let how: RestoreResult['how'];
-        const active = await virsh.isActive(plan.vm).catch(() => false);
-        if (active) {
-          how = plan.withoutState || large.stateKind === 'marker' ? 'started' : 'restored'; // done by an earlier attempt
-        } else if (plan.withoutState || large.stateKind === 'marker') {
-          await defineAndStart(plan);
+        const exists = await virsh.exists(plan.vm);
+        if (exists && ((await virsh.isActive(plan.vm)) || target === 'shut off')) {
+          how = withState ? 'restored' : 'started'; // done by an earlier attempt
+        } else if (!withState) {
+          if (target === 'shut off') await define(plan);
+          else await startWithoutState(plan, persistent, target === 'paused');
           how = 'started';
         } else {
           try {
-            await virsh.restore(`${plan.retainDir}/${plan.files.state}`);
+            await restoreState(plan, large);
             how = 'restored';
           } catch (e) {
             if (!plan.forceStart) {
@@ -112,16 +172,16 @@ export function createApply(deps: NodeDeps) {
               );
             }
             warnings.push(`the state could not be restored (${(e as Error).message}); started without it (sstVirtualizationVirtualMachineForceStart)`);
-            await defineAndStart(plan);
+            await startWithoutState(plan, persistent, target === 'paused');
             how = 'forced';
           }
-          // a restored save image runs as a transient domain; a VM that was defined stays defined
-          if (how === 'restored' && stopped.wasPersistent) {
-            await virsh.define(`${plan.retainDir}/${plan.files.xml}`).catch((e) => warnings.push(`${plan.vm} runs but could not be defined persistent again: ${(e as Error).message}`));
-          }
+        }
+        // a restored save image runs as a transient domain; a VM that was defined is defined again
+        if (how === 'restored' && persistent && !(await virsh.isPersistent(plan.vm))) {
+          await virsh.define(`${plan.retainDir}/${plan.files.xml}`).catch((e) => warnings.push(`${plan.vm} runs but could not be defined persistent again: ${(e as Error).message}`));
         }
         const { state, reason } = await virsh.state(plan.vm);
-        if (state !== 'running') throw failure(Code.CANNOT_START_MACHINE, `${plan.vm} is ${state} (${reason}) after the restore`);
+        if (state !== target) throw failure(Code.CANNOT_START_MACHINE, `${plan.vm} is ${state} (${reason}) after the restore, not ${target} as at the backup`);
         return { how, state, reason, warnings };
       } finally {
         beat.stop();

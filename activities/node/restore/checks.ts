@@ -10,7 +10,7 @@ import type { Virsh } from '../../../adapters/host/virsh.js';
 import type { DomainDisk } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { NOT_RUNNING_STATE_MARKER, parseManifest } from '../../../core/layout.js';
+import { fileNames, NOT_RUNNING_STATE_MARKER, parseManifest, type BackupFacts } from '../../../core/layout.js';
 import type { RestoreImage, RestorePlan } from '../../../core/restore-plan.js';
 
 export type Verified = 'sha256' | 'none';
@@ -45,19 +45,46 @@ export async function checkChecksums(
   return 'sha256';
 }
 
-/** `qemu-img check` of every qcow2 image in `dir` (exit 3, leaked clusters only, is a warning). */
-export async function checkImages(images: Images, dir: string, set: RestoreImage[], disks: DomainDisk[], defaultFormat: string, warnings: string[]): Promise<void> {
+/**
+ * The format of each image of a backup, by target: what the backup's facts recorded, else the
+ * backed-up XML's driver type, else the configured format.
+ */
+export function imageFormats(disks: DomainDisk[], facts: BackupFacts | undefined, defaultFormat: string): (target: string) => string {
+  return (target) => facts?.disks.find((d) => d.target === target)?.format ?? disks.find((d) => d.target === target)?.format ?? defaultFormat;
+}
+
+/**
+ * `qemu-img check` of every image in `dir` whose format has metadata to check (qcow2); exit 3,
+ * leaked clusters only, is a warning. A raw image has nothing to check but its manifest checksum.
+ */
+export async function checkImages(images: Images, dir: string, set: RestoreImage[], formatOf: (target: string) => string, warnings: string[]): Promise<void> {
   for (const image of set) {
-    const disk = disks.find((d) => d.target === image.target);
-    const format = disk?.format ?? defaultFormat;
+    const format = formatOf(image.target);
     if (format !== 'qcow2') {
-      warnings.push(`${image.file} is ${format}: qemu-img check skipped (only qcow2 is checked)`);
+      if (format !== 'raw') warnings.push(`${image.file} is ${format}: qemu-img check skipped (only qcow2 is checked)`);
       continue;
     }
     const check = await images.check(`${dir}/${image.file}`, 'qcow2');
     if (check.exitCode === 3) warnings.push(`${image.file}: ${check.summary} (harmless)`);
     else if (check.exitCode !== 0) throw failure(Code.CORRUPT_DISK_IMAGE_FOUND, `${image.file} (${image.target}): qemu-img check: ${check.summary}`);
   }
+}
+
+/** An iteration's facts file (`<vm>.backup.json`), or undefined where there is none (older backups); 45 when unreadable. */
+export async function readFacts(files: Files, path: string, name: string): Promise<BackupFacts | undefined> {
+  if (!(await files.exists(path))) return undefined;
+  try {
+    const facts = JSON.parse(await files.readText(path)) as BackupFacts;
+    if (facts.version !== 1 || !Array.isArray(facts.disks)) throw new Error(`unknown version ${String(facts.version)}`);
+    return facts;
+  } catch (e) {
+    throw failure(Code.CANNOT_READ_XML_FILE, `${name} cannot be read: ${(e as Error).message}`);
+  }
+}
+
+/** The iteration's firmware files (UEFI variables, TPM state) as they lie in the backup root. */
+export function firmwareFiles(facts: BackupFacts | undefined, ou: string): string[] {
+  return [facts?.firmware.nvram?.file, facts?.firmware.tpm?.file].filter((f): f is string => !!f).map((f) => fileNames.inBackup(f, ou));
 }
 
 /** The original's marker, or a save image libvirt can read (44 otherwise). */

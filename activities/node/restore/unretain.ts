@@ -11,12 +11,12 @@ import type { BackupContext } from '../../../core/backup-plan.js';
 import { domainDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
-import { ledgerPath } from '../../../core/layout.js';
+import { ledgerPath, type BackupFacts } from '../../../core/layout.js';
 import { restoreImages, restorePlan, type RestoreImage, type RestorePlan } from '../../../core/restore-plan.js';
 import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
 import { locateIteration } from '../locate-iteration.js';
-import { checkChecksums, checkImages, checkStateFile, type Verified } from './checks.js';
+import { checkChecksums, checkImages, checkStateFile, firmwareFiles, imageFormats, readFacts, type Verified } from './checks.js';
 
 export interface UnretainedLarge {
   images: RestoreImage[];
@@ -29,6 +29,8 @@ export interface UnretainedLarge {
   resumedBytes: number;
   /** Time spent copying the large files. */
   copyMs: number;
+  /** What the backup found (run state, persistence, formats, firmware files); absent in older iterations. */
+  facts?: BackupFacts;
 }
 
 interface UnretainProgress {
@@ -51,11 +53,12 @@ export function createUnretain(deps: NodeDeps) {
     async unretainSmallFiles(plan: RestorePlan): Promise<{ warnings: string[] }> {
       const warnings: string[] = [];
       await files.makeDirectory(plan.retainDir, plan.directories);
-      for (const [name, required] of [[plan.files.xml, true], [plan.files.ldif, false]] as const) {
+      // the facts file is this product's: iterations of the original daemon have none
+      for (const [name, required] of [[plan.files.xml, true], [plan.files.ldif, false], [plan.files.facts, false]] as const) {
         const src = `${plan.backupDir}/${name}`;
         if (!(await files.exists(src))) {
           if (required) throw failure(Code.MISSING_NECESSARY_FILES, `${src} is missing`);
-          warnings.push(`${src} is missing: the restore can go on, the directory entries cannot be compared`);
+          if (name === plan.files.ldif) warnings.push(`${src} is missing: the restore can go on, the directory entries cannot be compared`);
           continue;
         }
         await deps.copy({ src, dst: `${plan.retainDir}/${name}` });
@@ -77,10 +80,11 @@ export function createUnretain(deps: NodeDeps) {
       if (!/<domain\b/.test(xml) || disks.length === 0 || disks.some((d) => d.type !== 'file' || !d.source.startsWith('/'))) {
         throw failure(Code.CANNOT_READ_XML_FILE, `${plan.files.xml} is not a domain XML with file disks`);
       }
+      const facts = await readFacts(files, `${plan.retainDir}/${plan.files.facts}`, plan.files.facts);
       const restoreSet = restoreImages(plan, disks.map((d) => ({ target: d.target, path: d.source })));
 
-      // copy the state file and the images (resumable, hashed while copied)
-      const large = [plan.files.state, ...restoreSet.map((i) => i.file)];
+      // copy the state file, the images and the firmware files (resumable, hashed while copied)
+      const large = [plan.files.state, ...restoreSet.map((i) => i.file), ...firmwareFiles(facts, plan.ou)];
       for (const name of large) {
         if (!(await files.exists(at(plan.backupDir, name)))) throw failure(Code.MISSING_NECESSARY_FILES, `${at(plan.backupDir, name)} is missing`);
       }
@@ -127,13 +131,13 @@ export function createUnretain(deps: NodeDeps) {
       }
 
       // checksums, images, state file
-      for (const name of [plan.files.xml, plan.files.ldif]) {
+      for (const name of [plan.files.xml, plan.files.ldif, plan.files.facts]) {
         if (await files.exists(at(plan.retainDir, name))) hashes[name] = await files.sha256(at(plan.retainDir, name));
       }
-      const verified = await checkChecksums(files, plan, plan.backupDir, hashes, large, warnings);
-      await checkImages(images, plan.retainDir, restoreSet, disks, plan.imageFormat, warnings);
+      const verified = await checkChecksums(files, plan, plan.backupDir, hashes, [...large, ...(facts ? [plan.files.facts] : [])], warnings);
+      await checkImages(images, plan.retainDir, restoreSet, imageFormats(disks, facts, plan.imageFormat), warnings);
       const stateKind = await checkStateFile(files, virsh, at(plan.retainDir, plan.files.state), plan.files.state);
-      return { images: restoreSet, stateKind, verified, warnings, bytes, resumedBytes, copyMs };
+      return { images: restoreSet, stateKind, verified, warnings, bytes, resumedBytes, copyMs, ...(facts ? { facts } : {}) };
     },
   };
 }

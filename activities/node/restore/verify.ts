@@ -10,7 +10,7 @@ import { ledgerPath, type VerifyRecord } from '../../../core/layout.js';
 import { restoreImages, type RestorePlan } from '../../../core/restore-plan.js';
 import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
-import { checkChecksums, checkImages, checkStateFile, type Verified } from './checks.js';
+import { checkChecksums, checkImages, checkStateFile, firmwareFiles, imageFormats, readFacts, type Verified } from './checks.js';
 
 export type { VerifyRecord };
 
@@ -38,7 +38,8 @@ export function createVerify(deps: NodeDeps) {
         const disks = domainDisks(xml).filter((d) => d.device === 'disk' && d.type === 'file');
         if (disks.length === 0) throw failure(Code.CANNOT_READ_XML_FILE, `${plan.files.xml} lists no file disk`);
         const set = restoreImages(plan, disks.map((d) => ({ target: d.target, path: d.source })));
-        const required = [plan.files.state, ...set.map((i) => i.file)];
+        const facts = await readFacts(fs, `${dir}/${plan.files.facts}`, plan.files.facts);
+        const required = [plan.files.state, ...set.map((i) => i.file), ...firmwareFiles(facts, plan.ou), ...(facts ? [plan.files.facts] : [])];
         const hashes: Record<string, string> = {};
         for (const name of [plan.files.xml, plan.files.ldif, ...required]) {
           const path = `${dir}/${name}`;
@@ -54,7 +55,7 @@ export function createVerify(deps: NodeDeps) {
           files++;
         }
         const verified = await checkChecksums(fs, plan, dir, hashes, required, warnings);
-        await checkImages(deps.images, dir, set, disks, plan.imageFormat, warnings);
+        await checkImages(deps.images, dir, set, imageFormats(disks, facts, plan.imageFormat), warnings);
         await checkStateFile(fs, deps.virsh, `${dir}/${plan.files.state}`, plan.files.state);
         return await record({ ok: true, verified, warnings, files, bytes });
       } catch (e) {
