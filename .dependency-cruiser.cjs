@@ -85,7 +85,9 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(dist|node_modules)/' },
+    // node_modules/ is not excluded, only not followed: excluding it would hide every npm import
+    // from the rules (core-is-pure, activities-use-adapters)
+    exclude: { path: '^dist/' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
   },
