@@ -4,25 +4,40 @@
  */
 import { ApplicationFailure, type RetryPolicy } from '@temporalio/common';
 import { Code, exitCode, exitCodeByName, NON_RETRYABLE_NAMES } from './exit-codes.js';
+import { causeOfError, type Cause } from './failure-causes.js';
 
 export interface FailureDetails {
   /** The exit code number, as written to sstProvisioningReturnValue. */
   code: number;
+  /** The cause of the error underneath, when the caller passed one (FailureOptions.cause). */
+  cause?: Cause;
   [key: string]: unknown;
 }
 
+export interface FailureOptions {
+  /**
+   * The error underneath (a CommandError with its stderr, any Error, or the text itself). Its cause
+   * (core/failure-causes.ts) is recorded in the details; a permanent one makes the failure
+   * non-retryable even under a retryable code, a transient or unknown one leaves the code's flag.
+   * It is read, not attached: the failure's message stays the caller's.
+   */
+  cause?: unknown;
+}
+
 /**
- * The failure for an exit code: type = the code's name, nonRetryable from the table,
- * the number first in details. Unknown numbers become UNDEFINED_ERROR (raw libvirt codes never leak).
+ * The failure for an exit code: type = the code's name, the number first in details, nonRetryable
+ * from the table, or forced by a permanent `options.cause` (docs/exit-codes.md, "Retried or not: by
+ * cause"). Unknown numbers become UNDEFINED_ERROR (raw libvirt codes never leak).
  */
-export function failure(code: number, message: string, extra: Record<string, unknown> = {}): ApplicationFailure {
+export function failure(code: number, message: string, extra: Record<string, unknown> = {}, options: FailureOptions = {}): ApplicationFailure {
   const entry = exitCode(code) ?? exitCode(Code.UNDEFINED_ERROR)!;
-  const details: FailureDetails = { ...extra, code: entry.code };
+  const cause = options.cause !== undefined ? causeOfError(options.cause) : undefined;
+  const details: FailureDetails = { ...extra, ...(cause ? { cause } : {}), code: entry.code };
   return ApplicationFailure.create({
     type: entry.name,
     // a message that already names its code (rethrown from an activity) is not prefixed twice
     message: message.startsWith(`${entry.name} (`) ? message : `${entry.name} (${entry.code}): ${message}`,
-    nonRetryable: !entry.retryable,
+    nonRetryable: !entry.retryable || cause === 'permanent',
     details: [details],
   });
 }

@@ -28,7 +28,7 @@ test('the source tree keeps the layers: no cycle, no import from the wrong layer
   assert.deepEqual(broken, []);
 });
 
-test('the checker fails on a cycle, an impure core, a step touching files and a workflow importing a step', async () => {
+test('the checker fails on a cycle, an impure core (node built-in or npm package), a step touching files or spawning, a workflow importing a step', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kvm-backup-layers-'));
   try {
     const file = (path: string, text: string) => {
@@ -40,10 +40,22 @@ test('the checker fails on a cycle, an impure core, a step touching files and a 
     file('core/b.ts', "import { a } from './a.js';\nexport const b = String(a);\n");
     file('activities/node/step.ts', "import { rm } from 'node:fs/promises';\nexport const step = rm;\n");
     file('workflows/w.ts', "import { step } from '../activities/node/step.js';\nexport const w = step;\n");
-    const broken = (await brokenRules(dir, ['core', 'activities', 'workflows'])).map((v) => v.split(':')[0]);
+    // npm packages resolve into node_modules/ as in the real tree: the rules must see them there
+    for (const pkg of ['execa', '@xmldom/xmldom']) {
+      file(`node_modules/${pkg}/package.json`, JSON.stringify({ name: pkg, version: '0.0.0', main: 'index.js' }));
+      file(`node_modules/${pkg}/index.js`, 'module.exports = {};\n');
+    }
+    file('core/npm.ts', "import { execa } from 'execa';\nexport const c = execa;\n");
+    file('core/xml.ts', "import { DOMParser } from '@xmldom/xmldom';\nexport const p = DOMParser;\n");
+    file('activities/node/spawn.ts', "import { execa } from 'execa';\nexport const s = execa;\n");
+    const violations = await brokenRules(dir, ['core', 'activities', 'workflows']);
+    const broken = violations.map((v) => v.split(':')[0]);
     for (const rule of ['no-cycles', 'core-is-pure', 'activities-use-adapters', 'workflows-import-activity-types-only']) {
       assert.ok(broken.includes(rule), `${rule} reported (got ${broken.join(', ')})`);
     }
+    assert.ok(violations.some((v) => v.startsWith('core-is-pure: core/npm.ts → node_modules/execa/')), violations.join('\n'));
+    assert.ok(violations.some((v) => v.startsWith('activities-use-adapters: activities/node/spawn.ts → node_modules/execa/')), violations.join('\n'));
+    assert.ok(!violations.some((v) => v.includes('core/xml.ts')), 'core may use the XML parser');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,6 @@ import { pauseFromEvents } from '../../adapters/host/guest-pause.js';
 import { resolveBackupConfiguration } from '../../core/backup-config.js';
 import { planBackup, retainFiles, type BackupContext } from '../../core/backup-plan.js';
 import { manifestText, overlayPath, parseManifest } from '../../core/layout.js';
-import { domainDisks, retargetDisks, withOriginalDisks } from '../../core/domain-xml.js';
 import { makeEntry } from '../../core/ldap-entry.js';
 import { parseValidLeafDn, leafDn } from '../../core/naming.js';
 import { endedChanges, executionTimeValues, parseExecutionTimes } from '../../core/provisioning.js';
@@ -54,45 +53,6 @@ test('the plan refuses URIs that are not file:// (39)', () => {
     () => planBackup(context([{ target: 'vda', path: '/v/d.qcow2' }], { sstBackupRootDirectory: 'nfs://x/y' }), { virtualizationRoot: '/var/virtualization', method: 'live' }),
     (e: { code?: number }) => e.code === 39,
   );
-});
-
-const LIVE_XML = `<domain type='kvm'>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='/v/d.qcow2.overlay-X' index='2'/>
-      <backingStore type='file' index='1'>
-        <format type='qcow2'/>
-        <source file='/v/d.qcow2'/>
-        <backingStore/>
-      </backingStore>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <disk type='file' device='cdrom'>
-      <source file='/iso/a&amp;b.iso'/>
-      <target dev='hdc' bus='ide'/>
-    </disk>
-  </devices>
-</domain>`;
-
-test('domain XML: disks with their backing chain; original paths restored for the saved XML', () => {
-  const disks = domainDisks(LIVE_XML);
-  assert.deepEqual(disks[0], { device: 'disk', type: 'file', target: 'vda', source: '/v/d.qcow2.overlay-X', backingSource: '/v/d.qcow2', emptyBackingStore: true, format: 'qcow2' });
-  assert.equal(disks[1]!.source, '/iso/a&b.iso');
-  const original = withOriginalDisks(LIVE_XML, new Map([['/v/d.qcow2.overlay-X', '/v/d.qcow2']]));
-  assert.deepEqual(domainDisks(original)[0], { device: 'disk', type: 'file', target: 'vda', source: '/v/d.qcow2', emptyBackingStore: false, format: 'qcow2' });
-  assert.doesNotMatch(original, /backingStore|overlay/);
-});
-
-test('domain XML: retargeting for restore --xml drops the empty <backingStore/> (docs/backup.md, Snapshot)', () => {
-  const saved = `<domain><devices><disk type='file' device='disk'>
-      <source file='/v/d.qcow2'/>
-      <backingStore/>
-      <target dev='vda' bus='virtio'/>
-    </disk></devices></domain>`;
-  const xml = retargetDisks(saved, new Map([['/v/d.qcow2', '/v/d.qcow2.overlay-X']]));
-  assert.match(xml, /<source file='\/v\/d.qcow2.overlay-X'\/>/);
-  assert.doesNotMatch(xml, /<backingStore\/>/);
 });
 
 test('guest pause from QEMU STOP/RESUME events', () => {

@@ -208,7 +208,7 @@ export function createPreflight(deps: NodeDeps) {
       const info = domainInfo(xml);
       const firmware: PreparedBackup['firmware'] = {
         ...(info.firmware.nvram ? { nvram: info.firmware.nvram.path } : {}),
-        ...(info.tpm.some((t) => t.backendType === 'emulator') && info.uuid ? { tpmStateDir: joinPath(SWTPM_STATE_ROOT, info.uuid) } : {}),
+        ...(info.tpms.some((t) => t.backendType === 'emulator') && info.uuid ? { tpmStateDir: joinPath(SWTPM_STATE_ROOT, info.uuid) } : {}),
       };
       const memoryKiB = active ? await virsh.maxMemoryKiB(p.vm) : 0;
       const prepared = { plan: p, active, runState, persistent, memoryKiB, untouched, firmware, warnings };

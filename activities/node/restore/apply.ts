@@ -14,7 +14,7 @@ import { DomainNotFoundError } from '../../../adapters/host/virsh.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
 import type { RunState } from '../../../core/backup-plan.js';
-import { retargetDisks } from '../../../core/domain-xml.js';
+import { withoutBackingStores } from '../../../core/domain-xml.js';
 import { fileNames, ledgerPath, type BackupFacts } from '../../../core/layout.js';
 import { dirname } from '../../../core/naming.js';
 import type { RestoreImage, RestorePlan } from '../../../core/restore-plan.js';
@@ -127,8 +127,7 @@ export function createApply(deps: NodeDeps) {
   async function restoreState(plan: RestorePlan, large: UnretainedLarge): Promise<void> {
     const state = `${plan.retainDir}/${plan.files.state}`;
     const xmlFile = `${plan.retainDir}/${plan.vm}.restore.xml`;
-    const paths = new Map(large.images.map((i) => [i.destination, i.destination]));
-    await files.writePrivate(xmlFile, retargetDisks(await virsh.saveImageXml(state), paths));
+    await files.writePrivate(xmlFile, withoutBackingStores(await virsh.saveImageXml(state), large.images.map((i) => i.destination)));
     try {
       await virsh.restore(state, { xmlFile });
     } finally {

@@ -7,13 +7,23 @@
 import type { Files } from '../../../adapters/host/files.js';
 import type { Images } from '../../../adapters/host/images.js';
 import type { Virsh } from '../../../adapters/host/virsh.js';
-import type { DomainDisk } from '../../../core/domain-xml.js';
+import { domainDisks, DomainXmlError, type DomainDisk } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
 import { fileNames, NOT_RUNNING_STATE_MARKER, parseManifest, type BackupFacts } from '../../../core/layout.js';
 import type { RestoreImage, RestorePlan } from '../../../core/restore-plan.js';
 
 export type Verified = 'sha256' | 'none';
+
+/** The disks of a backed-up domain XML; XML that is not a well-formed domain fails with 45 CANNOT_READ_XML_FILE. */
+export function backedUpDisks(xml: string, name: string): DomainDisk[] {
+  try {
+    return domainDisks(xml);
+  } catch (e) {
+    if (e instanceof DomainXmlError) throw failure(Code.CANNOT_READ_XML_FILE, `${name}: ${e.message}`);
+    throw e;
+  }
+}
 
 /**
  * `hashes` (file name → sha256 of the copy being checked) against the manifest of `manifestDir`.

@@ -8,7 +8,7 @@
  *   `qemu-img check` by its exit code (38), a readable state file (44) and XML (45).
  */
 import type { BackupContext } from '../../../core/backup-plan.js';
-import { domainDisks } from '../../../core/domain-xml.js';
+import { backedUpDisks } from './checks.js';
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
 import { ledgerPath, type BackupFacts } from '../../../core/layout.js';
@@ -76,8 +76,8 @@ export function createUnretain(deps: NodeDeps) {
       } catch (e) {
         throw failure(Code.CANNOT_READ_XML_FILE, `cannot read the backed-up domain XML (run unretainSmallFiles first?): ${(e as Error).message}`);
       }
-      const disks = domainDisks(xml).filter((d) => d.device === 'disk');
-      if (!/<domain\b/.test(xml) || disks.length === 0 || disks.some((d) => d.type !== 'file' || !d.source.startsWith('/'))) {
+      const disks = backedUpDisks(xml, plan.files.xml).filter((d) => d.device === 'disk');
+      if (disks.length === 0 || disks.some((d) => d.type !== 'file' || !d.source.startsWith('/'))) {
         throw failure(Code.CANNOT_READ_XML_FILE, `${plan.files.xml} is not a domain XML with file disks`);
       }
       const facts = await readFacts(files, `${plan.retainDir}/${plan.files.facts}`, plan.files.facts);

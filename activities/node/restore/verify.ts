@@ -3,14 +3,13 @@
  * (each file hashed against the manifest, every image through `qemu-img check`, the state file read
  * by libvirt). The result is kept beside the files (`.verified.json`) so `list` can show it.
  */
-import { domainDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
 import { codeOf, failure, messageOf } from '../../../core/failures.js';
 import { ledgerPath, type VerifyRecord } from '../../../core/layout.js';
 import { restoreImages, type RestorePlan } from '../../../core/restore-plan.js';
 import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
-import { checkChecksums, checkImages, checkStateFile, firmwareFiles, imageFormats, readFacts, type Verified } from './checks.js';
+import { backedUpDisks, checkChecksums, checkImages, checkStateFile, firmwareFiles, imageFormats, readFacts, type Verified } from './checks.js';
 
 export type { VerifyRecord };
 
@@ -35,7 +34,7 @@ export function createVerify(deps: NodeDeps) {
         } catch (e) {
           throw failure(Code.CANNOT_READ_XML_FILE, `cannot read ${plan.files.xml}: ${(e as Error).message}`);
         }
-        const disks = domainDisks(xml).filter((d) => d.device === 'disk' && d.type === 'file');
+        const disks = backedUpDisks(xml, plan.files.xml).filter((d) => d.device === 'disk' && d.type === 'file');
         if (disks.length === 0) throw failure(Code.CANNOT_READ_XML_FILE, `${plan.files.xml} lists no file disk`);
         const set = restoreImages(plan, disks.map((d) => ({ target: d.target, path: d.source })));
         const facts = await readFacts(fs, `${dir}/${plan.files.facts}`, plan.files.facts);
