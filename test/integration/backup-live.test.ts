@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { overlayPath } from '../../core/layout.js';
 import type { SnapshotMethod } from '../../core/global-config.js';
+import { domainDisks } from '../../core/domain-xml.js';
 import { NOT_RUNNING_STATE_MARKER } from '../../core/layout.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { vmDn } from '../../core/naming.js';
@@ -89,7 +90,7 @@ for (const method of ['live', 'classic'] as const) {
       { runState: 'running', persistent: true, method, disks: [['qcow2', false]] },
     );
     execFileSync('sha256sum', ['-c', '--quiet', `SHA256SUMS.${leaf.ou}`], { cwd: dir });
-    assert.match(readFileSync(join(dir, `${w.vm}.xml.${leaf.ou}`), 'utf8'), new RegExp(`<source file='${image}'`));
+    assert.deepEqual(domainDisks(readFileSync(join(dir, `${w.vm}.xml.${leaf.ou}`), 'utf8')).map((d) => [d.source, d.format, d.chain.length]), [[image, 'qcow2', 0]]);
     assert.doesNotMatch(readFileSync(join(dir, `${w.vm}.xml.${leaf.ou}`), 'utf8'), /overlay/);
     const ldif = readFileSync(join(dir, `${w.vm}.ldif.${leaf.ou}`), 'utf8').replace(/\n /g, ''); // unfold
     assert.match(ldif, new RegExp(`dn: ${vmDn(DEMO_SERVICE_SUBTREE, w.vm)}`));

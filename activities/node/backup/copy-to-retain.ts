@@ -73,7 +73,7 @@ export function createFirmwareCopy(deps: NodeDeps) {
         await ledger.record(plan.files.nvram, r.sha256!);
       } catch (e) {
         if ((e as { type?: string }).type) throw e;
-        throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `UEFI variables ${p.firmware.nvram} → retain: ${(e as Error).message}`);
+        throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `UEFI variables ${p.firmware.nvram} → retain: ${(e as Error).message}`, {}, { cause: e });
       }
     }
     if (p.firmware.tpmStateDir && !hashes[plan.files.tpm]) {
@@ -83,7 +83,7 @@ export function createFirmwareCopy(deps: NodeDeps) {
         await ledger.record(plan.files.tpm, await files.sha256(at(plan.files.tpm)));
       } catch (e) {
         if ((e as { type?: string }).type) throw e;
-        throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `TPM state ${p.firmware.tpmStateDir} → retain: ${(e as Error).message}`);
+        throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `TPM state ${p.firmware.tpmStateDir} → retain: ${(e as Error).message}`, {}, { cause: e });
       }
     }
   };
@@ -118,7 +118,7 @@ export function createCopyToRetain(deps: NodeDeps) {
         hash = (await deps.copy({ src: staged, dst: target, sha256: true })).sha256!;
         await files.remove(staged);
       } catch (e) {
-        throw failure(Code.CANNOT_COPY_STATE_FILE_TO_RETAIN, `${staged} → ${target}: ${(e as Error).message}`);
+        throw failure(Code.CANNOT_COPY_STATE_FILE_TO_RETAIN, `${staged} → ${target}: ${(e as Error).message}`, {}, { cause: e });
       }
     } else if (!(await files.exists(target))) {
       throw failure(Code.CANNOT_COPY_STATE_FILE_TO_RETAIN, `the state file ${staged} is gone`);
@@ -189,7 +189,7 @@ export function createCopyToRetain(deps: NodeDeps) {
           } catch (e) {
             if (beat.signal.aborted) throw e;
             if ((e as { type?: string }).type) throw e;
-            throw failure(Code.CANNOT_COPY_IMAGE_TO_BACKUP_LOCATION, `copy of ${d.path} to retain: ${(e as Error).message}`);
+            throw failure(Code.CANNOT_COPY_IMAGE_TO_BACKUP_LOCATION, `copy of ${d.path} to retain: ${(e as Error).message}`, {}, { cause: e });
           }
           beat.set({ ...progress });
         }

@@ -60,7 +60,7 @@ export function createExport(deps: NodeDeps) {
             if (a !== b) throw new Error(`the copy has ${b} bytes, the retained file ${a}`);
           } catch (e) {
             if (beat.signal.aborted) throw e;
-            throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} → ${dst}: ${(e as Error).message}`);
+            throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} → ${dst}: ${(e as Error).message}`, {}, { cause: e });
           }
           await files.setOwnership(dst, plan.images, 'file');
           // a retain directory of an older version has no hash for a file: hash the copy

@@ -98,7 +98,7 @@ export function createPreflight(deps: NodeDeps) {
       try {
         chain = await images.chain(d.path, onOverlay ? undefined : x?.format);
       } catch (e) {
-        throw failure(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `${d.target}: the image ${d.path} or a backing file of it cannot be read: ${(e as Error).message}`);
+        throw failure(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `${d.target}: the image ${d.path} or a backing file of it cannot be read: ${(e as Error).message}`, {}, { cause: e });
       }
       const [own, ...backing] = chain;
       if (!own || !FORMATS.includes(own.format)) throw failure(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `${d.target}: ${d.path} is a ${own?.format ?? 'unknown'} image: only ${FORMATS.join(' and ')} are backed up`);

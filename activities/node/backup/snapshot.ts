@@ -95,7 +95,7 @@ export function createSnapshot(deps: NodeDeps) {
     } catch (e) {
       await virsh.restore(state).catch(() => undefined); // back on its own images, as it was saved
       if ((e as { type?: string }).type) throw e;
-      throw failure(Code.CANNOT_CREATE_EMPTY_DISK_IMAGE, `overlay for ${plan.vm}: ${(e as Error).message}`);
+      throw failure(Code.CANNOT_CREATE_EMPTY_DISK_IMAGE, `overlay for ${plan.vm}: ${(e as Error).message}`, {}, { cause: e });
     }
     const xml = retargetDisks(await virsh.saveImageXml(state), new Map(plan.disks.map((d) => [d.path, d.overlay])));
     const xmlFile = `${state}.restore.xml`;
@@ -105,7 +105,7 @@ export function createSnapshot(deps: NodeDeps) {
     } catch (e) {
       // the overlays are still empty: resume the VM on its own images instead
       await virsh.restore(state).catch(() => undefined);
-      throw failure(Code.CANNOT_RESTORE_MACHINE, `restore of ${plan.vm} onto its overlays failed: ${(e as Error).message}`);
+      throw failure(Code.CANNOT_RESTORE_MACHINE, `restore of ${plan.vm} onto its overlays failed: ${(e as Error).message}`, {}, { cause: e });
     } finally {
       await files.remove(xmlFile);
     }
@@ -170,7 +170,7 @@ export function createSnapshot(deps: NodeDeps) {
           else await classic(p, savedByUs);
         } catch (e) {
           if ((e as { type?: string }).type) throw e;
-          throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.method} snapshot of ${plan.vm}: ${(e as Error).message}`);
+          throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.method} snapshot of ${plan.vm}: ${(e as Error).message}`, {}, { cause: e });
         } finally {
           pauseMs = await watch.stop();
         }

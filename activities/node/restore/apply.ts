@@ -52,7 +52,7 @@ export function createApply(deps: NodeDeps) {
       if (await virsh.isActive(plan.vm)) await virsh.destroy(plan.vm);
       if (await virsh.isPersistent(plan.vm)) await virsh.undefine(plan.vm);
     } catch (e) {
-      if (!(e instanceof DomainNotFoundError)) throw failure(Code.CANNOT_WORK_ON_UNDEFINED_OBJECT, `cannot stop ${plan.vm} for the restore: ${(e as Error).message}`);
+      if (!(e instanceof DomainNotFoundError)) throw failure(Code.CANNOT_WORK_ON_UNDEFINED_OBJECT, `cannot stop ${plan.vm} for the restore: ${(e as Error).message}`, {}, { cause: e });
     }
     return stopped ?? { wasRunning: false, wasPersistent: false };
   }
@@ -74,7 +74,7 @@ export function createApply(deps: NodeDeps) {
         await files.remove(at(tpm.file));
       }
     } catch (e) {
-      throw failure(Code.CANNOT_MOVE_DISK_IMAGE_TO_ORIGINAL_LOCATION, `UEFI variables or TPM state of ${plan.vm} back in place: ${(e as Error).message}`);
+      throw failure(Code.CANNOT_MOVE_DISK_IMAGE_TO_ORIGINAL_LOCATION, `UEFI variables or TPM state of ${plan.vm} back in place: ${(e as Error).message}`, {}, { cause: e });
     }
   }
 
@@ -94,7 +94,7 @@ export function createApply(deps: NodeDeps) {
         await files.remove(src);
       }
     } catch (e) {
-      throw failure(Code.CANNOT_MOVE_DISK_IMAGE_TO_ORIGINAL_LOCATION, `${src} → ${image.destination}: ${(e as Error).message}`);
+      throw failure(Code.CANNOT_MOVE_DISK_IMAGE_TO_ORIGINAL_LOCATION, `${src} → ${image.destination}: ${(e as Error).message}`, {}, { cause: e });
     }
     await files.setOwnership(image.destination, plan.images, 'file');
   }
@@ -103,7 +103,7 @@ export function createApply(deps: NodeDeps) {
     try {
       await virsh.define(`${plan.retainDir}/${plan.files.xml}`);
     } catch (e) {
-      throw failure(Code.CANNOT_DEFINE_MACHINE, `define ${plan.vm} from the backed-up XML: ${(e as Error).message}`);
+      throw failure(Code.CANNOT_DEFINE_MACHINE, `define ${plan.vm} from the backed-up XML: ${(e as Error).message}`, {}, { cause: e });
     }
   }
 
@@ -116,7 +116,7 @@ export function createApply(deps: NodeDeps) {
       } else await virsh.create(`${plan.retainDir}/${plan.files.xml}`, { paused });
     } catch (e) {
       if ((e as { type?: string }).type) throw e;
-      throw failure(Code.CANNOT_START_MACHINE, `start ${plan.vm}: ${(e as Error).message}`);
+      throw failure(Code.CANNOT_START_MACHINE, `start ${plan.vm}: ${(e as Error).message}`, {}, { cause: e });
     }
   }
 

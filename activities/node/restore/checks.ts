@@ -88,7 +88,7 @@ export async function readFacts(files: Files, path: string, name: string): Promi
     if (facts.version !== 1 || !Array.isArray(facts.disks)) throw new Error(`unknown version ${String(facts.version)}`);
     return facts;
   } catch (e) {
-    throw failure(Code.CANNOT_READ_XML_FILE, `${name} cannot be read: ${(e as Error).message}`);
+    throw failure(Code.CANNOT_READ_XML_FILE, `${name} cannot be read: ${(e as Error).message}`, {}, { cause: e });
   }
 }
 
@@ -104,7 +104,7 @@ export async function checkStateFile(files: Files, virsh: Virsh, path: string, n
   try {
     await virsh.saveImageXml(path);
   } catch (e) {
-    throw failure(Code.CANNOT_READ_STATE_FILE, `libvirt cannot read the state file ${name}: ${(e as Error).message}`);
+    throw failure(Code.CANNOT_READ_STATE_FILE, `libvirt cannot read the state file ${name}: ${(e as Error).message}`, {}, { cause: e });
   }
   return 'saved';
 }

@@ -74,7 +74,7 @@ export function createUnretain(deps: NodeDeps) {
       try {
         xml = await files.readText(at(plan.retainDir, plan.files.xml));
       } catch (e) {
-        throw failure(Code.CANNOT_READ_XML_FILE, `cannot read the backed-up domain XML (run unretainSmallFiles first?): ${(e as Error).message}`);
+        throw failure(Code.CANNOT_READ_XML_FILE, `cannot read the backed-up domain XML (run unretainSmallFiles first?): ${(e as Error).message}`, {}, { cause: e });
       }
       const disks = backedUpDisks(xml, plan.files.xml).filter((d) => d.device === 'disk');
       if (disks.length === 0 || disks.some((d) => d.type !== 'file' || !d.source.startsWith('/'))) {
@@ -113,7 +113,7 @@ export function createUnretain(deps: NodeDeps) {
             })
             .catch((e) => {
               if (beat.signal.aborted) throw e;
-              throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `unretain ${name}: ${(e as Error).message}`);
+              throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `unretain ${name}: ${(e as Error).message}`, {}, { cause: e });
             });
           hashes[name] = r.sha256!;
           bytes += r.bytes;

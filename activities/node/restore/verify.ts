@@ -32,7 +32,7 @@ export function createVerify(deps: NodeDeps) {
         try {
           xml = await fs.readText(`${dir}/${plan.files.xml}`);
         } catch (e) {
-          throw failure(Code.CANNOT_READ_XML_FILE, `cannot read ${plan.files.xml}: ${(e as Error).message}`);
+          throw failure(Code.CANNOT_READ_XML_FILE, `cannot read ${plan.files.xml}: ${(e as Error).message}`, {}, { cause: e });
         }
         const disks = backedUpDisks(xml, plan.files.xml).filter((d) => d.device === 'disk' && d.type === 'file');
         if (disks.length === 0) throw failure(Code.CANNOT_READ_XML_FILE, `${plan.files.xml} lists no file disk`);
