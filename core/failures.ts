@@ -22,6 +22,8 @@ export interface FailureOptions {
    * It is read, not attached: the failure's message stays the caller's.
    */
   cause?: unknown;
+  /** The caller knows the failure will repeat (the VM is not in the state the backup needs): not retried. */
+  permanent?: boolean;
 }
 
 /**
@@ -31,7 +33,7 @@ export interface FailureOptions {
  */
 export function failure(code: number, message: string, extra: Record<string, unknown> = {}, options: FailureOptions = {}): ApplicationFailure {
   const entry = exitCode(code) ?? exitCode(Code.UNDEFINED_ERROR)!;
-  const cause = options.cause !== undefined ? causeOfError(options.cause) : undefined;
+  const cause = options.permanent ? 'permanent' : options.cause !== undefined ? causeOfError(options.cause) : undefined;
   const details: FailureDetails = { ...extra, ...(cause ? { cause } : {}), code: entry.code };
   return ApplicationFailure.create({
     type: entry.name,

@@ -94,7 +94,7 @@ export function createMerge(deps: NodeDeps) {
     if (!domainDisks(xml).some((d) => toImage.has(d.source))) return false;
     const file = `${plan.disks[0]!.overlay}.define.xml`;
     try {
-      await files.writePrivate(file, withOriginalDisks(xml, toImage));
+      await files.writePrivate(file, withOriginalDisks(xml, toImage, new Map(plan.disks.map((d) => [d.path, d.format]))));
       await virsh.define(file);
     } catch (e) {
       throw failure(Code.CANNOT_DEFINE_MACHINE, `cannot define ${plan.vm} on its own images again: ${(e as Error).message}`);
@@ -118,16 +118,27 @@ export function createMerge(deps: NodeDeps) {
    */
   async function commitOverlays(plan: BackupPlan): Promise<string[]> {
     const committed: string[] = [];
-    const active = await virsh.isActive(plan.vm).catch((e) => {
-      if (e instanceof DomainNotFoundError) return false;
-      throw e;
-    });
+    const isActive = () =>
+      virsh.isActive(plan.vm).catch((e) => {
+        if (e instanceof DomainNotFoundError) return false;
+        throw e;
+      });
+    let wentDown = false;
     const beat = startHeartbeat<MergeProgress>({ phase: 'merge', disk: '', cur: 0, end: 0 });
     try {
       for (const disk of plan.disks) {
-        if (active) {
-          if (await commitLive(plan, disk, beat)) committed.push(disk.target);
-        } else if (await files.exists(disk.overlay)) {
+        let live: boolean = !wentDown && (await isActive());
+        if (live) {
+          try {
+            if (await commitLive(plan, disk, beat)) committed.push(disk.target);
+          } catch (e) {
+            // stopped in the middle of the commit (its job dies with QEMU): the overlay is whole, commit it offline
+            if (beat.signal.aborted || (await isActive())) throw e;
+            live = false;
+          }
+        }
+        wentDown ||= !live;
+        if (!live && (await files.exists(disk.overlay))) {
           // the VM went down on its overlay: its writes are only there
           const info = await images.info(disk.overlay).catch(() => undefined);
           if (info?.backingFile === disk.path) {
@@ -141,7 +152,7 @@ export function createMerge(deps: NodeDeps) {
         }
         await removeOverlay(disk.overlay);
       }
-      if (!active && (await virsh.exists(plan.vm)) && (await redefineOnImages(plan))) committed.push('definition');
+      if (wentDown && (await virsh.exists(plan.vm)) && (await redefineOnImages(plan))) committed.push('definition');
     } finally {
       beat.stop();
     }

@@ -159,7 +159,8 @@ export function createSnapshot(deps: NodeDeps) {
         if (!savedByUs) {
           // paused by a failed attempt of ours (a live save that stopped the guest): it ran before
           if (state === 'paused' && p.runState === 'running') await virsh.resume(plan.vm);
-          else if (state !== p.runState) throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} is ${state} (${reason}), not ${p.runState} as at the preflight`);
+          // stopped (or paused) by somebody else since the preflight: nothing to snapshot, and retrying will not change that
+          else if (state !== p.runState) throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} is ${state} (${reason}), not ${p.runState} as at the preflight`, {}, { permanent: true });
           await removeLeftovers(p, new Set(sources.values()));
         }
         const watch = await watchGuestPause(deps.libvirtUri, plan.vm);
