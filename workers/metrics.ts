@@ -12,7 +12,7 @@
  */
 import { codeOf } from '../core/failures.js';
 import { operationOfWorkflow, type OperationOutcome, type Outcome } from '../core/operation-outcome.js';
-import { Registry } from '../core/prometheus.js';
+import { Registry } from './prometheus.js';
 
 const OPERATION_SECONDS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400];
 const PHASE_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
@@ -117,7 +117,8 @@ export class WorkerMetrics {
     if (facts.pauseMs !== undefined) this.guestPause.observe({ method: facts.method! }, facts.pauseMs / 1000);
   }
 
-  render(): string {
+  /** The exposition of this registry (prom-client's, asynchronous). */
+  render(): Promise<string> {
     return this.registry.render();
   }
 }
