@@ -12,6 +12,7 @@
  * with one exception: the control worker's two gauges of each VM's last successful backup
  * (`vm`, `node`, `pool`; two series per VM), read from the directory (backup-freshness.ts).
  */
+import { performance } from 'node:perf_hooks';
 import { codeOf } from '../core/failures.js';
 import { operationOfWorkflow, type OperationOutcome, type Outcome } from '../core/operation-outcome.js';
 import { ageSeconds, type VmFreshness } from '../core/backup-freshness.js';
@@ -95,6 +96,23 @@ export class WorkerMetrics {
     'Failed activity attempts (retried or final), by activity and exit code.',
     ['task_queue', 'activity', 'code'],
   );
+  /** Node steps running now: start (monotonic ms) by attempt; every (operation, phase) seen keeps its series. */
+  readonly #running = new Map<symbol, { operation: string; phase: string; startedMs: number }>();
+  readonly #phasesSeen = new Map<string, { operation: string; phase: string }>();
+  readonly phaseOldestRunning = this.registry.gauge(
+    'kvm_backup_phase_oldest_running_seconds',
+    'Age of the oldest attempt of a node step still running on this worker (e.g. phase="ensureOnOwnImages": a compensation), 0 when none runs.',
+    ['operation', 'phase'],
+    () => {
+      const now = performance.now();
+      const oldest = new Map<string, number>();
+      for (const r of this.#running.values()) {
+        const key = `${r.operation}\u0000${r.phase}`;
+        oldest.set(key, Math.max(oldest.get(key) ?? 0, (now - r.startedMs) / 1000));
+      }
+      for (const [key, labels] of this.#phasesSeen) this.phaseOldestRunning.set(labels, oldest.get(key) ?? 0);
+    },
+  );
   /** Per VM: its labels and last complete backup, kept current by backup-freshness.ts; the two gauges below are made from it at each scrape. */
   readonly freshness = new Map<string, VmFreshness>();
   readonly lastSuccess = this.registry.gauge(
@@ -134,6 +152,15 @@ export class WorkerMetrics {
   operationEnded(o: OperationOutcome): void {
     this.operations.inc({ operation: o.operation, outcome: o.outcome, code: o.code });
     this.operationDuration.observe({ operation: o.operation, outcome: o.outcome }, Math.max(0, o.durationMs) / 1000);
+  }
+
+  /** A node step's attempt starts running (for phaseOldestRunning); returns what to call when it ends. */
+  phaseStarted(workflowType: string | undefined, phase: string): () => void {
+    const operation = operationLabel(workflowType);
+    this.#phasesSeen.set(`${operation}\u0000${phase}`, { operation, phase });
+    const token = Symbol(phase);
+    this.#running.set(token, { operation, phase, startedMs: performance.now() });
+    return () => void this.#running.delete(token);
   }
 
   activityStarted(taskQueue: string, lagMs: number): void {

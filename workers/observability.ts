@@ -30,6 +30,7 @@ export function observeActivities(metrics: WorkerMetrics, o: { phases: boolean; 
           // the monotonic clock: a step of a few ms must not read as 0 or go negative when NTP steps
           const started = performance.now();
           const end = { taskQueue: info.taskQueue, activityType: info.activityType, ...(info.workflowType ? { workflowType: info.workflowType } : {}) };
+          const stopped = o.phases ? metrics.phaseStarted(info.workflowType, info.activityType) : undefined;
           try {
             const result = await next(input);
             const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
@@ -42,6 +43,8 @@ export function observeActivities(metrics: WorkerMetrics, o: { phases: boolean; 
             metrics.activityEnded({ ...end, outcome: cancelled ? 'cancelled' : 'failure', durationMs, error }, o);
             ctx.log.warn(cancelled ? 'activity cancelled' : 'activity attempt failed', { code: codeOf(error), error: messageOf(error), durationMs });
             throw error;
+          } finally {
+            stopped?.();
           }
         },
       },

@@ -99,6 +99,18 @@ test('the control worker does not time LDAP activities as phases', async () => {
   assert.equal(await m.scheduleToStart.countOf({ task_queue: 'kvm-backup.node.n1' }), 1);
 });
 
+test('a node step still running shows its age; 0 again once it ended', async () => {
+  const m = new WorkerMetrics();
+  let finish!: () => void;
+  const { run } = await runThrough(m, fakeContext('ensureOnOwnImages'), [], () => new Promise<void>((r) => (finish = r)));
+  await new Promise((r) => setTimeout(r, 300));
+  const running = Number(/kvm_backup_phase_oldest_running_seconds\{operation="backup",phase="ensureOnOwnImages"\} ([0-9.e-]+)\n/.exec(await m.render())?.[1]);
+  assert.ok(running >= 0.25 && running < 5, `running for ${running} s`);
+  finish();
+  await run;
+  assert.match(await m.render(), /kvm_backup_phase_oldest_running_seconds\{operation="backup",phase="ensureOnOwnImages"\} 0\n/);
+});
+
 test('workflow outcomes from the sink: counts by operation, outcome and code, with durations', async () => {
   const m = new WorkerMetrics();
   m.initOperations();
