@@ -6,13 +6,20 @@
  *   no family twice; every SDK family of test/helpers/sdk-metric-names.ts (the list the unit test of
  *   the rules and the dashboard relies on) and every metric those files name is in the real scrape;
  * - the per-VM last successful backup comes from the directory: at start, again after a backup of
- *   that VM ended, and the same after a worker restart.
+ *   that VM ended, and the same after a worker restart;
+ * - `kvm-backup worker --metrics-port N`, as systemd runs it, serves the SDK's families too and still
+ *   exits 0 on SIGTERM with the SDK's exporter running.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { leafDn, leafTimestamp, nodeTaskQueue } from '../../core/naming.js';
 import { newLeafAttributes } from '../../core/provisioning.js';
+import { freePort } from '../../stack/daemon.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run-workers.js';
 import { addLeaf, startBackup } from '../helpers/backup.js';
@@ -134,4 +141,39 @@ test('the last successful backup of a VM comes from the directory: at start, aft
   workers = await start(w);
   text = await scrapeUntil(workers.metricsServer!.url, (t) => lastSuccess(t, w) !== undefined, 'the last successful backup after the restart');
   assert.equal(lastSuccess(text, w), seconds(newer));
+});
+
+test('kvm-backup worker --metrics-port: the SDK families on the one endpoint, exit 0 on SIGTERM', async () => {
+  const w = await createWorld({ label: 'obs-cli', noVm: true });
+  cleanups.push(() => w.close());
+  const port = await freePort();
+  const cli = fileURLToPath(new URL('../../client/cli.js', import.meta.url));
+  const child = spawn(process.execPath, [cli, 'worker', '--node-only', '--metrics-port', String(port), '--config', w.configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  // run-tests stops it if this test dies before it does
+  const pidDir = process.env['KVM_BACKUP_PID_DIR'];
+  if (pidDir) {
+    mkdirSync(pidDir, { recursive: true });
+    writeFileSync(join(pidDir, String(child.pid)), String(child.pid));
+  }
+  let output = '';
+  child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const deadline = Date.now() + 30_000;
+    while (!output.includes('workers running')) {
+      if (child.exitCode !== null || Date.now() > deadline) assert.fail(`the worker did not start: ${output}`);
+      await sleep(50);
+    }
+    const text = await scrapeUntil(`http://127.0.0.1:${port}/metrics`, (t) => familiesOf(t).has('temporal_num_pollers'), 'the SDK pollers');
+    assert.match(text, /^kvm_backup_sdk_metrics_up 1$/m);
+    assert.ok(samples(text, 'temporal_num_pollers').some((s) => s.labels['task_queue'] === nodeTaskQueue(w.node)));
+  } finally {
+    child.kill('SIGTERM');
+    const code = await exited;
+    if (pidDir) rmSync(join(pidDir, String(child.pid)), { force: true });
+    assert.equal(code, 0, `exit code after SIGTERM; output: ${output}`);
+  }
 });
