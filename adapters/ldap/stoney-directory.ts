@@ -29,7 +29,7 @@ const VM_CLASS = 'sstVirtualizationVirtualMachine';
 const VM_ATTRIBUTES = ['sstVirtualMachine', 'sstNode', 'sstVirtualMachinePool', 'sstDisplayName'];
 const CONFIGS = `(&(ou=backup)(objectClass=${BACKUP_OBJECT_CLASS}))`;
 const LEAF_ATTRIBUTES = ['ou', 'sstProvisioningMode', 'sstProvisioningState', 'sstProvisioningReturnValue'];
-/** Page size of the bulk reads: below slapd's default size limit (500) for a bind that is not the rootdn. */
+/** Page size of the bulk reads: keeps each response small; it does not lift the server's size limit (docs/observability.md). */
 const PAGE = 500;
 
 function asFailure(e: unknown): never {
