@@ -16,6 +16,8 @@ export interface VmRecord {
   pool?: string;
   /** The VM's own `ou=backup` entry, if it has one (a configuration only with the backup object class). */
   vmConfig?: LdapEntry;
+  /** The VM entry's createTimestamp (LDAP GeneralizedTime), if the server keeps it. */
+  createTimestamp?: string;
 }
 
 /** Everything the schedules depend on, read at once. */
@@ -77,4 +79,9 @@ export interface StoneyDirectoryModel {
   exportLdif(vm: string): Promise<{ ldif: string; warnings: string[] }>;
   /** The scheduler's bulk read, in four searches whatever the size of the fleet. */
   schedulingSnapshot(): Promise<DirectorySnapshot>;
+  /**
+   * Every backup leaf of every VM (ou, mode, state, return value, and the VM from the DN), in one
+   * paged subtree search whatever the size of the fleet (core/backup-freshness.ts).
+   */
+  backupLeaves(): Promise<Array<LeafSummary & { vm: string }>>;
 }

@@ -13,6 +13,8 @@ export interface OperationOutcome {
   code: number;
   /** From the workflow's start to its end (workflow time), lock wait included. */
   durationMs: number;
+  /** The VM its request names (never a metric label: the control worker re-reads that VM's backups). */
+  vm?: string;
 }
 
 const OPERATION_OF_WORKFLOW: Record<string, Operation> = {

@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EXPOSITION_CONTENT_TYPE } from '../core/prometheus.js';
+import { EXPOSITION_CONTENT_TYPE } from './prometheus.js';
 
 export interface MetricsServer {
   /** The bound port (the one asked for, or the one the system chose for 0). */
@@ -13,7 +13,7 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startMetricsServer(render: () => string, o: { port: number; address?: string }): Promise<MetricsServer> {
+export async function startMetricsServer(render: () => string | Promise<string>, o: { port: number; address?: string }): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics') {
@@ -24,9 +24,18 @@ export async function startMetricsServer(render: () => string, o: { port: number
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
-    const body = render();
-    res.writeHead(200, { 'content-type': EXPOSITION_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
-    res.end(req.method === 'HEAD' ? undefined : body);
+    Promise.resolve()
+      .then(render)
+      .then(
+        (body) => {
+          res.writeHead(200, { 'content-type': EXPOSITION_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+          res.end(req.method === 'HEAD' ? undefined : body);
+        },
+        (e: unknown) => {
+          // a collect callback that threw: a 500 Prometheus reports as a failed scrape, never a dead worker
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`metrics could not be rendered: ${e instanceof Error ? e.message : String(e)}\n`);
+        },
+      );
   });
   // a scrape is quick; a client that keeps a connection open must not hold up the worker's exit
   server.keepAliveTimeout = 5_000;

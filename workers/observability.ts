@@ -13,6 +13,7 @@ import { CancelledFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory, InjectedSinks, WorkerOptions } from '@temporalio/worker';
 import { codeOf, messageOf } from '../core/failures.js';
 import { subjectOf, type LogSubject } from '../core/log-subject.js';
+import type { OperationOutcome } from '../core/operation-outcome.js';
 import type { OutcomeSinks } from '../workflows/interceptors.js';
 import type { WorkerMetrics } from './metrics.js';
 import { WORKFLOW_INTERCEPTOR_MODULES, workflowSource } from './workflow-bundle.js';
@@ -29,6 +30,7 @@ export function observeActivities(metrics: WorkerMetrics, o: { phases: boolean; 
           // the monotonic clock: a step of a few ms must not read as 0 or go negative when NTP steps
           const started = performance.now();
           const end = { taskQueue: info.taskQueue, activityType: info.activityType, ...(info.workflowType ? { workflowType: info.workflowType } : {}) };
+          const stopped = o.phases ? metrics.phaseStarted(info.workflowType, info.activityType) : undefined;
           try {
             const result = await next(input);
             const durationMs = Math.round((performance.now() - started) * 1000) / 1000;
@@ -41,6 +43,8 @@ export function observeActivities(metrics: WorkerMetrics, o: { phases: boolean; 
             metrics.activityEnded({ ...end, outcome: cancelled ? 'cancelled' : 'failure', durationMs, error }, o);
             ctx.log.warn(cancelled ? 'activity cancelled' : 'activity attempt failed', { code: codeOf(error), error: messageOf(error), durationMs });
             throw error;
+          } finally {
+            stopped?.();
           }
         },
       },
@@ -51,9 +55,14 @@ export function observeActivities(metrics: WorkerMetrics, o: { phases: boolean; 
   };
 }
 
-export function outcomeSinks(metrics: WorkerMetrics): InjectedSinks<OutcomeSinks> {
+/** `onOutcome` also hears each end (backup-freshness.ts re-reads that VM's backups). */
+export function outcomeSinks(metrics: WorkerMetrics, onOutcome?: (o: OperationOutcome) => void): InjectedSinks<OutcomeSinks> {
   // not during replay: an outcome is counted when the workflow ends, not again when a worker replays it
-  return { outcomes: { record: { fn: (_info, outcome) => metrics.operationEnded(outcome), callDuringReplay: false } } };
+  const fn = (_info: unknown, outcome: OperationOutcome) => {
+    metrics.operationEnded(outcome);
+    onOutcome?.(outcome);
+  };
+  return { outcomes: { record: { fn, callDuringReplay: false } } };
 }
 
 /** What the node and control workers add to their Worker.create options. */
@@ -63,7 +72,7 @@ export function nodeWorkerObservation(metrics: WorkerMetrics, node: string): Wor
   return { interceptors: { activity: [observeActivities(metrics, { phases: true, node })] } };
 }
 
-export function controlWorkerObservation(metrics: WorkerMetrics): WorkerObservation {
+export function controlWorkerObservation(metrics: WorkerMetrics, onOutcome?: (o: OperationOutcome) => void): WorkerObservation {
   // a prebuilt bundle already contains the interceptor modules (and the SDK warns if they are given again)
   const bundled = 'workflowBundle' in workflowSource();
   return {
@@ -71,6 +80,6 @@ export function controlWorkerObservation(metrics: WorkerMetrics): WorkerObservat
       activity: [observeActivities(metrics, { phases: false })],
       ...(bundled ? {} : { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }),
     },
-    sinks: outcomeSinks(metrics),
+    sinks: outcomeSinks(metrics, onOutcome),
   };
 }

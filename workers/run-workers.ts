@@ -7,6 +7,7 @@ import type { NodeDeps } from '../activities/node/index.js';
 import { StoneyDirectory } from '../adapters/ldap/stoney-directory.js';
 import { connectClient, connectWorker, ensureSearchAttributes } from '../adapters/temporal/connection.js';
 import type { GlobalConfig } from '../core/global-config.js';
+import { BackupFreshness } from './backup-freshness.js';
 import { createControlWorker } from './control-worker.js';
 import { productLog } from './logging.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
@@ -23,6 +24,8 @@ export interface RunningWorkers {
   /** This process's counters, and its Prometheus endpoint if one was asked for. */
   metrics: WorkerMetrics;
   metricsServer?: MetricsServer;
+  /** The control worker's per-VM last successful backup, read from the directory (backup-freshness.ts). */
+  freshness?: BackupFreshness;
 }
 
 export async function startWorkers(
@@ -37,9 +40,12 @@ export async function startWorkers(
     metricsPort?: number;
   } = {},
 ): Promise<RunningWorkers> {
-  installRuntime();
+  const port = options.metricsPort ?? (config.metrics.port || undefined);
+  // the SDK's own metrics only where an endpoint will serve them (sdk-metrics.ts)
+  const runtime = await installRuntime({ sdkMetrics: port !== undefined });
   const metrics = new WorkerMetrics();
   if (which.control) metrics.initOperations();
+  if (port !== undefined) metrics.registry.collectProcessMetrics();
   const target = config.temporal;
   const client = await connectClient(target);
   await ensureSearchAttributes(client, target.namespace);
@@ -63,30 +69,36 @@ export async function startWorkers(
       }),
     );
   }
+  let freshness: BackupFreshness | undefined;
   if (which.control) {
-    const db = config.database;
+    const directory = StoneyDirectory.fromConfig(config.database);
+    freshness = new BackupFreshness(directory, metrics.freshness);
+    const f = freshness;
     workers.push(
       await createControlWorker({
         connection,
         namespace: target.namespace,
         taskQueue: options.controlQueue ?? config.temporal.controlTaskQueue,
-        observation: controlWorkerObservation(metrics),
-        deps: {
-          directory: StoneyDirectory.fromConfig(db),
-        },
+        observation: controlWorkerObservation(metrics, (o) => f.outcome(o)),
+        deps: { directory },
       }),
     );
+    freshness.start();
   }
-  const port = options.metricsPort ?? (config.metrics.port || undefined);
-  const metricsServer = port === undefined ? undefined : await startMetricsServer(() => metrics.render(), { port, address: config.metrics.address });
+  const metricsServer =
+    port === undefined ? undefined : await startMetricsServer(() => metrics.exposition(runtime.sdkMetricsUrl), { port, address: config.metrics.address });
   if (metricsServer) productLog({ component: 'worker', node: config.environment }).info('metrics endpoint listening', { url: metricsServer.url });
   const done = Promise.all(workers.map((w) => w.run()))
     .then(() => connection.close())
-    .finally(() => metricsServer?.close());
+    .finally(() => {
+      freshness?.stop();
+      return metricsServer?.close();
+    });
   return {
     workers,
     metrics,
     ...(metricsServer ? { metricsServer } : {}),
+    ...(freshness ? { freshness } : {}),
     done,
     shutdown: async () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();

@@ -35,6 +35,10 @@ function report(o: OperationOutcome, error?: unknown): void {
 class ObserveExecution implements WorkflowInboundCallsInterceptor {
   constructor(private readonly subject: LogSubject) {}
 
+  private vm(): { vm?: string } {
+    return this.subject.vm ? { vm: this.subject.vm } : {};
+  }
+
   async execute(input: WorkflowExecuteInput, next: Next<WorkflowInboundCallsInterceptor, 'execute'>): Promise<unknown> {
     Object.assign(this.subject, subjectOf(input.args));
     const operation: Operation | undefined = operationOfWorkflow(workflowInfo().workflowType);
@@ -43,11 +47,11 @@ class ObserveExecution implements WorkflowInboundCallsInterceptor {
     const since = () => Date.now() - workflowInfo().runStartTime.getTime();
     try {
       const result = await next(input);
-      report({ operation, outcome: outcomeOfResult(result), code: 0, durationMs: since() });
+      report({ operation, outcome: outcomeOfResult(result), code: 0, durationMs: since(), ...this.vm() });
       return result;
     } catch (e) {
       if (e instanceof ContinueAsNew) throw e;
-      report({ operation, outcome: isCancellation(e) ? 'cancelled' : 'failure', code: codeOf(e), durationMs: since() }, e);
+      report({ operation, outcome: isCancellation(e) ? 'cancelled' : 'failure', code: codeOf(e), durationMs: since(), ...this.vm() }, e);
       throw e;
     }
   }

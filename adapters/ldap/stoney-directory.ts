@@ -13,7 +13,7 @@ import { ConfigError, type GlobalConfig } from '../../core/global-config.js';
 import { value, type LdapEntry } from '../../core/ldap-entry.js';
 import { toLdif } from '../../core/ldif.js';
 import {
-  dhcpConfigDn, isLeafOu, leafDn, NamingError, nodeTaskQueue, parseValidLeafDn, poolBackupConfigDn, vmBackupDn, vmDn, type LeafRef,
+  dhcpConfigDn, isLeafOu, leafDn, NamingError, nodeTaskQueue, parseLeafDn, parseValidLeafDn, poolBackupConfigDn, vmBackupDn, vmDn, type LeafRef,
 } from '../../core/naming.js';
 import { newLeafAttributes, type LeafChanges } from '../../core/provisioning.js';
 import { LdapClient } from './client.js';
@@ -28,6 +28,9 @@ export interface StoneyDirectoryOptions {
 const VM_CLASS = 'sstVirtualizationVirtualMachine';
 const VM_ATTRIBUTES = ['sstVirtualMachine', 'sstNode', 'sstVirtualMachinePool', 'sstDisplayName'];
 const CONFIGS = `(&(ou=backup)(objectClass=${BACKUP_OBJECT_CLASS}))`;
+const LEAF_ATTRIBUTES = ['ou', 'sstProvisioningMode', 'sstProvisioningState', 'sstProvisioningReturnValue'];
+/** Page size of the bulk reads: keeps each response small; it does not lift the server's size limit (docs/observability.md). */
+const PAGE = 500;
 
 function asFailure(e: unknown): never {
   if (e instanceof ConfigError || e instanceof NamingError) throw failure(e.code, e.message);
@@ -217,7 +220,12 @@ export class StoneyDirectory implements StoneyDirectoryModel {
   async schedulingSnapshot(): Promise<DirectorySnapshot> {
     const poolsBase = `ou=virtual machine pools,${this.o.serviceSubtree}`;
     const [vmEntries, vmConfigs, poolConfigs, cloud] = await Promise.all([
-      this.ldap.search(this.vmsBase, { scope: 'one', filter: `(objectClass=${VM_CLASS})`, attributes: ['sstVirtualMachine', 'sstNode', 'sstVirtualMachinePool'] }),
+      this.ldap.search(this.vmsBase, {
+        scope: 'one',
+        filter: `(objectClass=${VM_CLASS})`,
+        attributes: ['sstVirtualMachine', 'sstNode', 'sstVirtualMachinePool', 'createTimestamp'],
+        pageSize: PAGE,
+      }),
       this.ldap.search(this.vmsBase, { filter: CONFIGS }),
       this.ldap.search(poolsBase, { filter: CONFIGS }),
       this.ldap.get(this.o.cloudWideConfigurationDn),
@@ -236,8 +244,20 @@ export class StoneyDirectory implements StoneyDirectoryModel {
       const node = value(e, 'sstNode');
       const pool = value(e, 'sstVirtualMachinePool');
       const vmConfig = vmConfigByVmDn.get(dnKey(e.dn));
-      vms.push({ vm, ...(node ? { node } : {}), ...(pool ? { pool } : {}), ...(vmConfig ? { vmConfig } : {}) });
+      const createTimestamp = value(e, 'createTimestamp');
+      vms.push({ vm, ...(node ? { node } : {}), ...(pool ? { pool } : {}), ...(vmConfig ? { vmConfig } : {}), ...(createTimestamp ? { createTimestamp } : {}) });
     }
     return { vms, poolConfigs: pools, ...(cloud ? { cloud } : {}) };
+  }
+
+  async backupLeaves(): Promise<Array<LeafSummary & { vm: string }>> {
+    const entries = await this.ldap.search(this.vmsBase, { filter: '(objectClass=sstProvisioning)', attributes: LEAF_ATTRIBUTES, pageSize: PAGE });
+    const leaves: Array<LeafSummary & { vm: string }> = [];
+    for (const e of entries) {
+      const ref = parseLeafDn(e.dn);
+      const leaf = leafSummary(e);
+      if (ref && isLeafOu(leaf.ou)) leaves.push({ ...leaf, vm: ref.vm });
+    }
+    return leaves;
   }
 }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Registry } from '../../core/prometheus.js';
+import { Registry } from '../../workers/prometheus.js';
 
-test('counters: HELP, TYPE, one line per label set, label values escaped', () => {
+test('counters: HELP, TYPE, one line per label set, label values escaped', async () => {
   const r = new Registry();
   const c = r.counter('kvm_backup_operations_total', 'Operations that ended.\nSecond line \\ kept.', ['operation', 'outcome', 'code']);
   c.inc({ operation: 'backup', outcome: 'success', code: 0 });
@@ -10,7 +10,7 @@ test('counters: HELP, TYPE, one line per label set, label values escaped', () =>
   c.inc({ operation: 'backup', outcome: 'failure', code: 33 }, 1);
   c.inc({ operation: 'we"ird\\name\n', outcome: 'x', code: 1 }, 0);
   assert.equal(
-    r.render(),
+    await r.render(),
     [
       '# HELP kvm_backup_operations_total Operations that ended.\\nSecond line \\\\ kept.',
       '# TYPE kvm_backup_operations_total counter',
@@ -22,19 +22,19 @@ test('counters: HELP, TYPE, one line per label set, label values escaped', () =>
   );
 });
 
-test('histograms: cumulative buckets, +Inf, _sum and _count', () => {
+test('histograms: cumulative buckets, +Inf, _sum and _count', async () => {
   const r = new Registry();
   const h = r.histogram('kvm_backup_guest_pause_seconds', 'Guest pause.', ['method'], [0.01, 0.05, 0.1]);
   for (const v of [0.004, 0.02, 0.02, 0.5]) h.observe({ method: 'live' }, v);
   assert.equal(
-    r.render(),
+    await r.render(),
     [
       '# HELP kvm_backup_guest_pause_seconds Guest pause.',
       '# TYPE kvm_backup_guest_pause_seconds histogram',
-      'kvm_backup_guest_pause_seconds_bucket{method="live",le="0.01"} 1',
-      'kvm_backup_guest_pause_seconds_bucket{method="live",le="0.05"} 3',
-      'kvm_backup_guest_pause_seconds_bucket{method="live",le="0.1"} 3',
-      'kvm_backup_guest_pause_seconds_bucket{method="live",le="+Inf"} 4',
+      'kvm_backup_guest_pause_seconds_bucket{le="0.01",method="live"} 1',
+      'kvm_backup_guest_pause_seconds_bucket{le="0.05",method="live"} 3',
+      'kvm_backup_guest_pause_seconds_bucket{le="0.1",method="live"} 3',
+      'kvm_backup_guest_pause_seconds_bucket{le="+Inf",method="live"} 4',
       'kvm_backup_guest_pause_seconds_sum{method="live"} 0.544',
       'kvm_backup_guest_pause_seconds_count{method="live"} 4',
       '',
@@ -42,7 +42,7 @@ test('histograms: cumulative buckets, +Inf, _sum and _count', () => {
   );
 });
 
-test('misuse is refused: wrong labels, a falling counter, bad names, unordered buckets, a name twice', () => {
+test('misuse is refused: wrong labels, a falling counter, bad names, unordered buckets, a name twice', async () => {
   const r = new Registry();
   const c = r.counter('a_total', 'a', ['x']);
   assert.throws(() => c.inc({ y: '1' }), /takes labels x/);
@@ -54,11 +54,11 @@ test('misuse is refused: wrong labels, a falling counter, bad names, unordered b
   assert.throws(() => r.histogram('h', 'x', [], [1, 1]), /increase/);
   const h = r.histogram('h2', 'x', [], [1]);
   h.observe({}, NaN);
-  assert.equal(h.countOf({}), 0, 'NaN is not an observation');
+  assert.equal(await h.countOf({}), 0, 'NaN is not an observation');
 });
 
-test('a metric without series still announces itself', () => {
+test('a metric without series still announces itself', async () => {
   const r = new Registry();
   r.counter('kvm_backup_bytes_copied_total', 'Bytes.', ['operation', 'phase']);
-  assert.equal(r.render(), '# HELP kvm_backup_bytes_copied_total Bytes.\n# TYPE kvm_backup_bytes_copied_total counter\n');
+  assert.equal(await r.render(), '# HELP kvm_backup_bytes_copied_total Bytes.\n# TYPE kvm_backup_bytes_copied_total counter\n');
 });

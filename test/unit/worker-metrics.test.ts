@@ -51,13 +51,13 @@ test('a snapshot: phase time, guest pause, queue lag; its log lines carry vm, le
   const a = fakeContext('takeSnapshot', { lagMs: 1500 });
   const { run, attributes } = await runThrough(m, a, [{ plan: { vm: 'vm-1', leafDn: LEAF } }], async () => ({ method: 'live', pauseMs: 23, durationMs: 900 }));
   await run;
-  assert.equal(m.phaseDuration.countOf({ operation: 'backup', phase: 'takeSnapshot', outcome: 'success' }), 1);
-  assert.equal(m.guestPause.countOf({ method: 'live' }), 1);
-  assert.equal(m.scheduleToStart.countOf({ task_queue: 'kvm-backup.node.n1' }), 1);
-  const text = m.render();
+  assert.equal(await m.phaseDuration.countOf({ operation: 'backup', phase: 'takeSnapshot', outcome: 'success' }), 1);
+  assert.equal(await m.guestPause.countOf({ method: 'live' }), 1);
+  assert.equal(await m.scheduleToStart.countOf({ task_queue: 'kvm-backup.node.n1' }), 1);
+  const text = await m.render();
   assert.match(text, /kvm_backup_guest_pause_seconds_sum\{method="live"\} 0\.023\n/);
-  assert.match(text, /kvm_backup_activity_schedule_to_start_seconds_bucket\{task_queue="kvm-backup.node.n1",le="1"\} 0\n/);
-  assert.match(text, /kvm_backup_activity_schedule_to_start_seconds_bucket\{task_queue="kvm-backup.node.n1",le="2.5"\} 1\n/);
+  assert.match(text, /kvm_backup_activity_schedule_to_start_seconds_bucket\{le="1",task_queue="kvm-backup.node.n1"\} 0\n/);
+  assert.match(text, /kvm_backup_activity_schedule_to_start_seconds_bucket\{le="2.5",task_queue="kvm-backup.node.n1"\} 1\n/);
   assert.deepEqual(attributes(), { activityType: 'takeSnapshot', node: 'n1', vm: 'vm-1', leafDn: LEAF });
   assert.deepEqual(a.logs.map((l) => [l.level, l.msg]), [['debug', 'activity completed']]);
 });
@@ -67,9 +67,9 @@ test('copies add their bytes; an offline snapshot is no guest pause', async () =
   await (await runThrough(m, fakeContext('copyToRetain'), [], async () => ({ bytes: 64 << 20, files: 4, durationMs: 10, resumedBytes: 0 }))).run;
   await (await runThrough(m, fakeContext('unretainLargeFiles', { workflowType: 'restoreWorkflow' }), [], async () => ({ bytes: 1000 }))).run;
   await (await runThrough(m, fakeContext('takeSnapshot'), [], async () => ({ method: 'offline', pauseMs: 0, durationMs: 5 }))).run;
-  assert.equal(m.bytesCopied.get({ operation: 'backup', phase: 'copyToRetain' }), 64 << 20);
-  assert.equal(m.bytesCopied.get({ operation: 'restore', phase: 'unretainLargeFiles' }), 1000);
-  assert.equal(m.guestPause.countOf({ method: 'offline' }), 0);
+  assert.equal(await m.bytesCopied.get({ operation: 'backup', phase: 'copyToRetain' }), 64 << 20);
+  assert.equal(await m.bytesCopied.get({ operation: 'restore', phase: 'unretainLargeFiles' }), 1000);
+  assert.equal(await m.guestPause.countOf({ method: 'offline' }), 0);
   assert.deepEqual(resultFacts({ method: 'classic', pauseMs: 2100 }), { pauseMs: 2100, method: 'classic' });
   assert.deepEqual(resultFacts('text'), {});
 });
@@ -81,25 +81,37 @@ test('a failed attempt counts with its code and logs a warning; a cancelled one 
     throw failure(Code.CANNOT_MERGE_DISK_IMAGES, 'blockcommit failed');
   });
   await assert.rejects(run, ApplicationFailure);
-  assert.equal(m.activityFailures.get({ task_queue: 'kvm-backup.node.n1', activity: 'mergeBack', code: Code.CANNOT_MERGE_DISK_IMAGES }), 1);
-  assert.equal(m.phaseDuration.countOf({ operation: 'backup', phase: 'mergeBack', outcome: 'failure' }), 1);
+  assert.equal(await m.activityFailures.get({ task_queue: 'kvm-backup.node.n1', activity: 'mergeBack', code: Code.CANNOT_MERGE_DISK_IMAGES }), 1);
+  assert.equal(await m.phaseDuration.countOf({ operation: 'backup', phase: 'mergeBack', outcome: 'failure' }), 1);
   assert.deepEqual(a.logs.map((l) => [l.level, l.msg, l.meta['code']]), [['warn', 'activity attempt failed', Code.CANNOT_MERGE_DISK_IMAGES]]);
 
   const c = fakeContext('exportBackup');
   c.abort();
   await assert.rejects((await runThrough(m, c, [], async () => { throw new CancelledFailure('worker shutdown'); })).run, CancelledFailure);
-  assert.equal(m.phaseDuration.countOf({ operation: 'backup', phase: 'exportBackup', outcome: 'cancelled' }), 1);
-  assert.doesNotMatch(m.render(), /activity="exportBackup"/);
+  assert.equal(await m.phaseDuration.countOf({ operation: 'backup', phase: 'exportBackup', outcome: 'cancelled' }), 1);
+  assert.doesNotMatch(await m.render(), /activity="exportBackup"/);
 });
 
 test('the control worker does not time LDAP activities as phases', async () => {
   const m = new WorkerMetrics();
   await (await runThrough(m, fakeContext('updateLeaf'), [LEAF, {}], async () => undefined, false)).run;
-  assert.doesNotMatch(m.render(), /phase="updateLeaf"/);
-  assert.equal(m.scheduleToStart.countOf({ task_queue: 'kvm-backup.node.n1' }), 1);
+  assert.doesNotMatch(await m.render(), /phase="updateLeaf"/);
+  assert.equal(await m.scheduleToStart.countOf({ task_queue: 'kvm-backup.node.n1' }), 1);
 });
 
-test('workflow outcomes from the sink: counts by operation, outcome and code, with durations', () => {
+test('a node step still running shows its age; 0 again once it ended', async () => {
+  const m = new WorkerMetrics();
+  let finish!: () => void;
+  const { run } = await runThrough(m, fakeContext('ensureOnOwnImages'), [], () => new Promise<void>((r) => (finish = r)));
+  await new Promise((r) => setTimeout(r, 300));
+  const running = Number(/kvm_backup_phase_oldest_running_seconds\{operation="backup",phase="ensureOnOwnImages"\} ([0-9.e-]+)\n/.exec(await m.render())?.[1]);
+  assert.ok(running >= 0.25 && running < 5, `running for ${running} s`);
+  finish();
+  await run;
+  assert.match(await m.render(), /kvm_backup_phase_oldest_running_seconds\{operation="backup",phase="ensureOnOwnImages"\} 0\n/);
+});
+
+test('workflow outcomes from the sink: counts by operation, outcome and code, with durations', async () => {
   const m = new WorkerMetrics();
   m.initOperations();
   const sink = outcomeSinks(m).outcomes.record;
@@ -107,7 +119,7 @@ test('workflow outcomes from the sink: counts by operation, outcome and code, wi
   const info = {} as Parameters<typeof sink.fn>[0];
   void sink.fn(info, { operation: 'backup', outcome: 'success', code: 0, durationMs: 30_000 });
   void sink.fn(info, { operation: 'backup', outcome: 'failure', code: 33, durationMs: 2_000 });
-  const text = m.render();
+  const text = await m.render();
   assert.match(text, /kvm_backup_operations_total\{operation="backup",outcome="success",code="0"\} 1\n/);
   assert.match(text, /kvm_backup_operations_total\{operation="backup",outcome="failure",code="33"\} 1\n/);
   assert.match(text, /kvm_backup_operations_total\{operation="restore",outcome="success",code="0"\} 0\n/);
