@@ -20,6 +20,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { watchGuestPause } from '../../../adapters/host/guest-pause.js';
+import { DomainNotFoundError } from '../../../adapters/host/virsh.js';
 import { stagingStateFile, type PreparedBackup, type SnapshotResult } from '../../../core/backup-plan.js';
 import { domainDisks, retargetDisks } from '../../../core/domain-xml.js';
 import { Code } from '../../../core/exit-codes.js';
@@ -154,7 +155,11 @@ export function createSnapshot(deps: NodeDeps) {
         if (onOverlay.length > 0) {
           throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} runs on ${onOverlay.length} of ${plan.disks.length} overlays; not snapshotting over that`);
         }
-        const { state, reason } = await virsh.state(plan.vm);
+        const { state, reason } = await virsh.state(plan.vm).catch((e) => {
+          // a transient VM stopped since the preflight has no domain left
+          if (e instanceof DomainNotFoundError) throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} is gone from libvirt since the preflight`, {}, { permanent: true });
+          throw e;
+        });
         const savedByUs = state === 'shut off' && reason === 'saved' && plan.method === 'classic' && (await files.exists(stagingStateFile(p)));
         if (!savedByUs) {
           // paused by a failed attempt of ours (a live save that stopped the guest): it ran before
