@@ -5,10 +5,12 @@
  * bytes written and read back in the disk's format, the NVRAM marker, the TPM state file, the loop
  * device); then everything is removed and its absence checked. A shape this machine cannot run is
  * reported as skipped with the reason, never passed.
+ *
+ * KVM_BACKUP_SHAPES=raw,paused runs only those shapes (the others are reported skipped).
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import {
   byDeviceType,
   chainPaths,
@@ -25,6 +27,7 @@ import {
 import { SHAPES, type ShapeWorld } from '../helpers/shapes.js';
 
 const timings: string[] = [];
+const only = process.env['KVM_BACKUP_SHAPES']?.split(',').map((x) => x.trim());
 
 /** Each disk gets its own pattern per shape, so a read can only succeed on the bytes of this write. */
 const GUEST_PATTERN = 0xa0;
@@ -130,6 +133,10 @@ async function checkGone(w: ShapeWorld): Promise<void> {
 
 for (const spec of SHAPES) {
   test(`shape ${spec.name}: ${spec.description}`, async (t) => {
+    if (only && !only.includes(spec.name)) {
+      t.skip(`not in KVM_BACKUP_SHAPES=${only.join(',')}`);
+      return;
+    }
     const missing = await spec.unavailable?.();
     if (missing) {
       console.log(`shapes-harness: ${spec.name} SKIPPED: ${missing}`);
@@ -166,6 +173,6 @@ for (const spec of SHAPES) {
   });
 }
 
-test('timings', () => {
+after(() => {
   console.log(`shapes-harness timings:\n  ${timings.join('\n  ')}`);
 });
