@@ -1,6 +1,7 @@
 /**
- * The VM shapes real sites run (reference: docs/backup.md; the traps of each are listed with the
- * shape below), each built as a complete test World: its images on disk, its device entries in the
+ * The VM shapes real sites run (what the product does with them today: docs/backup.md and
+ * docs/restore.md, "Known limits"; the trap of each is in its description below), each built as a
+ * complete test World: its images on disk, its device entries in the
  * directory matching its domain XML, its domain defined and in the intended state. `SHAPES` is the
  * table a VM-shape matrix test iterates: name, builder, what the product is expected to do.
  *
