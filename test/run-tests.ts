@@ -6,10 +6,11 @@
  *
  *   node dist/test/run-tests.js [name-filter …]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { Virsh } from '../adapters/host/virsh.js';
@@ -18,7 +19,10 @@ import { ensureLibvirt, LIBVIRT_URI, type Libvirt } from '../stack/libvirt.js';
 import { VAR_DIR } from '../stack/paths.js';
 import { startTemporalServer, type TemporalServer } from '../stack/temporal-server.js';
 import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../workers/workflow-bundle.js';
+import { loopDevicesBelow } from './helpers/host-probes.js';
 import { TEST_DOMAIN_PREFIX } from './helpers/names.js';
+
+const execFileP = promisify(execFile);
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const filters = process.argv.slice(2);
@@ -34,14 +38,26 @@ function testFiles(): string[] {
   return files;
 }
 
-/** Domains a crashed test of this run left behind: destroyed before libvirtd may stop (QEMU outlives it). */
-async function sweepTestDomains(prefix: string): Promise<void> {
+/**
+ * Domains a crashed test of this run left behind: destroyed before libvirtd may stop (QEMU outlives
+ * it), undefined with their NVRAM (libvirt refuses a UEFI domain otherwise) and TPM state; then the
+ * loop devices over files of the run's directory and NVRAM files named after its domains.
+ */
+async function sweepTestDomains(prefix: string, runDir: string): Promise<void> {
   const virsh = new Virsh(LIBVIRT_URI);
   const names = (await virsh.exec(['list', '--all', '--name']).catch(() => '')).split('\n').map((s) => s.trim());
   for (const name of names.filter((n) => n.startsWith(prefix))) {
     console.error(`run-tests: removing leftover test domain ${name}`);
     if (await virsh.isActive(name).catch(() => false)) await virsh.destroy(name).catch(() => undefined);
-    await virsh.undefine(name).catch(() => undefined);
+    await virsh.exec(['undefine', name, '--nvram', '--snapshots-metadata', '--checkpoints-metadata']).catch(() => undefined);
+  }
+  for (const device of loopDevicesBelow(runDir)) {
+    console.error(`run-tests: detaching leftover loop device ${device}`);
+    await execFileP('losetup', ['-d', device]).catch(() => undefined);
+  }
+  const nvramDir = '/var/lib/libvirt/qemu/nvram';
+  for (const f of existsSync(nvramDir) ? readdirSync(nvramDir) : []) {
+    if (f.startsWith(prefix)) rmSync(join(nvramDir, f), { force: true });
   }
 }
 
@@ -67,7 +83,7 @@ async function main(): Promise<number> {
       if (tests.exitCode === null && tests.signalCode === null) tests.kill('SIGKILL');
     }
     // domains first (QEMU outlives libvirtd), then daemons a killed test process left behind
-    await sweepTestDomains(`${TEST_DOMAIN_PREFIX}${tag}-`).catch((e) => console.error('run-tests: sweep failed', e));
+    await sweepTestDomains(`${TEST_DOMAIN_PREFIX}${tag}-`, runDir).catch((e) => console.error('run-tests: sweep failed', e));
     const left = await stopTrackedPids(pidDir);
     if (left.length) console.error(`run-tests: stopped ${left.length} daemons left behind by tests (pids ${left.join(' ')})`);
     await libvirt?.stop();
