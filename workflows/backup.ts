@@ -120,13 +120,14 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
 
   // ---- the phases --------------------------------------------------------------------------------
   for (const step of steps) {
-    if (step !== steps[0]) await leafAnswers.begin(STEP_MODES[step][0]);
     try {
       prepared ??= await prepare(step);
     } catch (e) {
       return fail(e); // nothing has changed yet
     }
     try {
+      // in one go the VM may be on its overlays here: a leaf that cannot be written is compensated too
+      if (step !== steps[0]) await leafAnswers.begin(STEP_MODES[step][0]);
       if (step === 'snapshot') {
         enter('snapshot');
         const p = prepared;

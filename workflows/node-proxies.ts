@@ -36,7 +36,7 @@ export function nodeProxies(node: string, o: NodeProxyOptions = {}): { quick: No
   return {
     quick: kind({ ...common, startToCloseTimeout: '10 minutes', retry: limit(STEP_RETRY) }),
     long: kind({ ...common, startToCloseTimeout: '24 hours', heartbeatTimeout, retry: limit(LONG_STEP_RETRY) }),
-    // putting a VM back on its own images never gives up
-    compensation: kind({ ...common, startToCloseTimeout: '2 hours', heartbeatTimeout, retry: COMPENSATION_RETRY }),
+    // putting a VM back on its own images never gives up, and waits for its node as long as it takes
+    compensation: kind({ ...common, scheduleToStartTimeout: undefined, startToCloseTimeout: '2 hours', heartbeatTimeout, retry: COMPENSATION_RETRY }),
   };
 }

@@ -455,7 +455,7 @@ export const SHAPES: readonly ShapeSpec[] = [
     expect: {
       backup: 'refused',
       code: Code.UNSUPPORTED_CONFIGURATION_PARAMETER,
-      why: 'only file disks are backed up today (adapters/ldap/stoney-directory.ts); reading the device into the backup would make it supported',
+      why: 'block devices are refused before anything changes (docs/vm-shapes.md): a restore would write into a device nothing locks',
     },
   },
   {
@@ -477,8 +477,8 @@ export const SHAPES: readonly ShapeSpec[] = [
       ),
     expect: {
       backup: 'refused',
-      code: Code.CANNOT_LOCK_MACHINE,
-      why: 'a block job the product did not start: refuse before the snapshot ("the VM is busy"), never abort or pivot it',
+      code: Code.UNSUPPORTED_CONFIGURATION_PARAMETER,
+      why: 'a block job the product did not start: refused before the snapshot (not retried: a copy may run for hours), never aborted or pivoted',
     },
   },
   {

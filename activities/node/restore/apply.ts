@@ -168,6 +168,8 @@ export function createApply(deps: NodeDeps) {
               throw failure(
                 Code.CANNOT_RESTORE_MACHINE,
                 `virsh restore of ${plan.vm}: ${(e as Error).message}; ${defined ? 'the VM is defined on the restored images, shut off' : 'the VM could not be defined either'} (sstVirtualizationVirtualMachineForceStart would start it without its state)`,
+                {},
+                { cause: e },
               );
             }
             warnings.push(`the state could not be restored (${(e as Error).message}); started without it (sstVirtualizationVirtualMachineForceStart)`);
