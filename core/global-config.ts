@@ -8,21 +8,15 @@
  * - ADMIN_PASSWORD may come from the environment (KVM_BACKUP_LDAP_PASSWORD), from a file
  *   (ADMIN_PASSWORD_FILE, or ADMIN_PASSWORD = file:/path), or inline as before.
  */
+import { ConfigError } from './config-error.js';
 import { Code } from './exit-codes.js';
 import { parseIni, type IniSections } from './ini.js';
 import { isSyslogTag, LOG_FORMATS, type LogFormat } from './log-format.js';
 import { CONTROL_TASK_QUEUE } from './naming.js';
 import { Secret } from './secret.js';
+import { resolveTemporalSettings, type TemporalProfileLoader, type TemporalSettings } from './temporal-settings.js';
 
-export class ConfigError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export type SnapshotMethod = 'live' | 'classic';
 export const SNAPSHOT_METHODS: readonly SnapshotMethod[] = ['live', 'classic'];
@@ -60,8 +54,12 @@ export interface GlobalConfig {
     /** Target guest pause of a live snapshot in ms ([Backup] LIVE_MAX_DOWNTIME_MS, default 20). */
     liveMaxDowntimeMs: number;
   };
-  /** [Temporal] ADDRESS, NAMESPACE and CONTROL_TASK_QUEUE (sites sharing one namespace use their own queue). */
-  temporal: { address: string; namespace: string; controlTaskQueue: string };
+  /**
+   * Where Temporal is and how to reach it: [Temporal] ADDRESS, NAMESPACE, TLS keys, API key, UI_URL,
+   * CONTROL_TASK_QUEUE (sites sharing one namespace use their own queue), merged with Temporal's
+   * TOML profile and TEMPORAL_* variables (core/temporal-settings.ts).
+   */
+  temporal: TemporalSettings;
   /** [Metrics] PORT (0 = no endpoint) and ADDRESS of each worker's Prometheus endpoint. */
   metrics: { port: number; address: string };
 }
@@ -73,6 +71,11 @@ export interface ConfigSources {
   env: Record<string, string | undefined>;
   /** Reads a secret file; injected so this module stays pure. */
   readSecretFile: (path: string) => string;
+  /**
+   * Temporal's own configuration layers (TOML profile, TEMPORAL_* variables), read by
+   * adapters/temporal/profile.ts; absent: the INI's [Temporal] keys alone.
+   */
+  temporalProfiles?: TemporalProfileLoader;
 }
 
 function flag(value: string | undefined, fallback: boolean): boolean {
@@ -214,11 +217,19 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       copyBandwidthMiB: Number(copyBandwidth),
       liveMaxDowntimeMs: Number(maxDowntime),
     },
-    temporal: {
-      address: sources.env['TEMPORAL_ADDRESS'] || t['ADDRESS'] || '127.0.0.1:7233',
-      namespace: sources.env['TEMPORAL_NAMESPACE'] || t['NAMESPACE'] || 'default',
-      controlTaskQueue: t['CONTROL_TASK_QUEUE'] || CONTROL_TASK_QUEUE,
-    },
+    temporal: resolveTemporalSettings(t, {
+      ...(sources.temporalProfiles
+        ? {
+            profiles: sources.temporalProfiles({
+              env: sources.env,
+              ...(t['CONFIG_FILE'] ? { configFile: t['CONFIG_FILE'] } : {}),
+              ...(t['PROFILE'] ? { profile: t['PROFILE'] } : {}),
+            }),
+          }
+        : {}),
+      readSecretFile: sources.readSecretFile,
+      defaultControlTaskQueue: CONTROL_TASK_QUEUE,
+    }),
     metrics,
   };
 }

@@ -5,7 +5,8 @@
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import type { NodeDeps } from '../activities/node/index.js';
 import { StoneyDirectory } from '../adapters/ldap/stoney-directory.js';
-import { connectClient, connectWorker, ensureSearchAttributes } from '../adapters/temporal/connection.js';
+import { connectClient, connectWorker, ensureSearchAttributes, missingAttributesMessage } from '../adapters/temporal/connection.js';
+import { describeTemporal } from '../core/temporal-settings.js';
 import type { GlobalConfig } from '../core/global-config.js';
 import { createControlWorker } from './control-worker.js';
 import { productLog } from './logging.js';
@@ -41,10 +42,15 @@ export async function startWorkers(
   const metrics = new WorkerMetrics();
   if (which.control) metrics.initOperations();
   const target = config.temporal;
+  const log = productLog({ component: 'worker', node: config.environment });
   const client = await connectClient(target);
-  await ensureSearchAttributes(client, target.namespace);
-  await client.connection.close();
+  // a namespace that does not let us register them (Temporal Cloud) does not stop the worker: the
+  // operator is told which to register (docs/configuration.md, "Search attributes")
+  const attributes = await ensureSearchAttributes(client, target.namespace).finally(() => client.connection.close());
+  if (attributes.added.length) log.info('search attributes registered', { namespace: target.namespace, attributes: attributes.added });
+  if (attributes.missing.length) log.warn(missingAttributesMessage(attributes), { namespace: target.namespace, reason: attributes.refusal });
   const connection: NativeConnection = await connectWorker(target);
+  log.info('connected to Temporal', { temporal: describeTemporal(target) });
   const workers: Worker[] = [];
   if (which.node) {
     workers.push(
@@ -79,7 +85,7 @@ export async function startWorkers(
   }
   const port = options.metricsPort ?? (config.metrics.port || undefined);
   const metricsServer = port === undefined ? undefined : await startMetricsServer(() => metrics.render(), { port, address: config.metrics.address });
-  if (metricsServer) productLog({ component: 'worker', node: config.environment }).info('metrics endpoint listening', { url: metricsServer.url });
+  if (metricsServer) log.info('metrics endpoint listening', { url: metricsServer.url });
   const done = Promise.all(workers.map((w) => w.run()))
     .then(() => connection.close())
     .finally(() => metricsServer?.close());

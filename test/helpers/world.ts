@@ -19,6 +19,7 @@ import { startSlapd, type Slapd } from '../../stack/slapd.js';
 import { createTinyVm, openPath, type TinyVm } from '../../stack/tiny-vm.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run-workers.js';
 import { connectClient, ensureSearchAttributes } from '../../adapters/temporal/connection.js';
+import { loadTemporalProfiles } from '../../adapters/temporal/profile.js';
 import { temporalTarget, testDir, uniqueName } from './names.js';
 
 export interface WorldOptions {
@@ -142,6 +143,7 @@ export async function createWorld(o: WorldOptions): Promise<World> {
   const config = parseGlobalConfig(readFileSync(configFile, 'utf8'), {
     env: { TEMPORAL_ADDRESS: temporalTarget().address },
     readSecretFile: (p) => readFileSync(p, 'utf8'),
+    temporalProfiles: loadTemporalProfiles,
   });
   const directory = LdapClient.perCall({ url: config.database.url, bindDn: config.database.bindDn, password: config.database.password });
 
