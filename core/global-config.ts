@@ -13,7 +13,8 @@ import { Code } from './exit-codes.js';
 import { parseIni, type IniSections } from './ini.js';
 import { isSyslogTag, LOG_FORMATS, type LogFormat } from './log-format.js';
 import { CONTROL_TASK_QUEUE } from './naming.js';
-import { Secret } from './secret.js';
+import { parseNotifySettings, type NotifySettings } from './notify-settings.js';
+import { Secret, secretSetting } from './secret.js';
 import { resolveTemporalSettings, type TemporalProfileLoader, type TemporalSettings } from './temporal-settings.js';
 
 export { ConfigError };
@@ -62,6 +63,8 @@ export interface GlobalConfig {
   temporal: TemporalSettings;
   /** [Metrics] PORT (0 = no endpoint) and ADDRESS of each worker's Prometheus endpoint. */
   metrics: { port: number; address: string };
+  /** Failure notifications: [Mail] (the original's keys) and [Notify] WEBHOOK_URL; empty = none. */
+  notify: NotifySettings;
 }
 
 export const ENV_PASSWORD = 'KVM_BACKUP_LDAP_PASSWORD';
@@ -106,20 +109,17 @@ function ldapUrl(server: string, port: string | undefined): string {
 }
 
 function password(sections: IniSections, sources: ConfigSources): Secret {
-  const fromEnv = sources.env[ENV_PASSWORD];
-  if (fromEnv !== undefined && fromEnv !== '') return new Secret(fromEnv, `environment ${ENV_PASSWORD}`);
-  const db = sections['Database'] ?? {};
-  const file = db['ADMIN_PASSWORD_FILE'] ?? (db['ADMIN_PASSWORD']?.startsWith('file:') ? db['ADMIN_PASSWORD'].slice(5) : undefined);
-  if (file) {
-    let text: string;
-    try {
-      text = sources.readSecretFile(file);
-    } catch (e) {
-      throw new ConfigError(Code.MISSING_PARAMETER_IN_CONFIG_FILE, `cannot read the LDAP password file ${file}: ${(e as Error).message}`);
-    }
-    return new Secret(text.replace(/\r?\n$/, ''), `file ${file}`);
-  }
-  return new Secret(required(sections, 'Database', 'ADMIN_PASSWORD'), 'configuration file');
+  const secret = secretSetting({
+    env: sources.env,
+    envVar: ENV_PASSWORD,
+    values: sections['Database'] ?? {},
+    section: 'Database',
+    key: 'ADMIN_PASSWORD',
+    readSecretFile: sources.readSecretFile,
+    unreadable: (m) => new ConfigError(Code.MISSING_PARAMETER_IN_CONFIG_FILE, m.replace('[Database] ADMIN_PASSWORD file', 'LDAP password file')),
+  });
+  // inline (or missing): checked like every required key (empty, template placeholder)
+  return secret && secret.origin !== 'configuration file' ? secret : new Secret(required(sections, 'Database', 'ADMIN_PASSWORD'), 'configuration file');
 }
 
 function cloudWide(sections: IniSections): { dn: string; key: string } {
@@ -181,8 +181,9 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
   const s = sections['Service'] ?? {};
   const gw = sections['Gateway'] ?? {};
   const t = sections['Temporal'] ?? {};
+  const environment = required(sections, 'Global', 'ENVIRONMENT');
   return {
-    environment: required(sections, 'Global', 'ENVIRONMENT'),
+    environment,
     log: {
       debug: flag(g['LOG_DEBUG'], false),
       info: flag(g['LOG_INFO'], true),
@@ -231,6 +232,7 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       defaultControlTaskQueue: CONTROL_TASK_QUEUE,
     }),
     metrics,
+    notify: parseNotifySettings(sections, { env: sources.env, readSecretFile: sources.readSecretFile, environment }),
   };
 }
 

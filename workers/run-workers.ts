@@ -3,7 +3,9 @@
  * hypervisor ([Global] ENVIRONMENT), the control worker, or both.
  */
 import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { ControlDeps } from '../activities/control/index.js';
 import type { NodeDeps } from '../activities/node/index.js';
+import { notificationChannels } from '../adapters/notify/index.js';
 import { StoneyDirectory } from '../adapters/ldap/stoney-directory.js';
 import { connectClient, connectWorker, ensureSearchAttributes, missingAttributesMessage } from '../adapters/temporal/connection.js';
 import { describeTemporal } from '../core/temporal-settings.js';
@@ -34,6 +36,8 @@ export async function startWorkers(
     controlQueue?: string;
     /** Tests wrap the real node dependencies to inject faults into one call. */
     wrapNodeDeps?: (deps: NodeDeps) => NodeDeps;
+    /** Tests wrap the real control dependencies (the directory, the notification channels). */
+    wrapControlDeps?: (deps: ControlDeps) => ControlDeps;
     /** Prometheus endpoint port; overrides [Metrics] PORT (0 there = none; 0 here = any free port, for tests). */
     metricsPort?: number;
   } = {},
@@ -77,9 +81,10 @@ export async function startWorkers(
         namespace: target.namespace,
         taskQueue: options.controlQueue ?? config.temporal.controlTaskQueue,
         observation: controlWorkerObservation(metrics),
-        deps: {
+        deps: (options.wrapControlDeps ?? ((d) => d))({
           directory: StoneyDirectory.fromConfig(db),
-        },
+          notifier: { channels: notificationChannels(config.notify, config.temporal.uiUrl ? { uiUrl: config.temporal.uiUrl } : {}) },
+        }),
       }),
     );
   }

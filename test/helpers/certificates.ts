@@ -19,6 +19,8 @@ export interface TestPki {
   otherCa: Pem;
   server: Pem;
   client: Pem;
+  /** For a server on 127.0.0.1 (SAN IP:127.0.0.1, DNS:localhost), e.g. the test SMTP server. */
+  localhost: Pem;
   serverName: string;
   clientName: string;
 }
@@ -55,5 +57,6 @@ export async function makeTestPki(dir: string): Promise<TestPki> {
   const otherCa = await makeCa(dir, 'other-ca', 'some other CA');
   const server = await makeLeaf(dir, 'server', ca, serverName, [`subjectAltName=DNS:${serverName}`, 'extendedKeyUsage=serverAuth']);
   const client = await makeLeaf(dir, 'client', ca, clientName, [`subjectAltName=DNS:${clientName}`, 'extendedKeyUsage=clientAuth']);
-  return { dir, ca, otherCa, server, client, serverName, clientName };
+  const localhost = await makeLeaf(dir, 'localhost', ca, 'localhost', ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'extendedKeyUsage=serverAuth']);
+  return { dir, ca, otherCa, server, client, localhost, serverName, clientName };
 }

@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { LdapClient } from '../../adapters/ldap/client.js';
+import type { ControlDeps } from '../../activities/control/index.js';
 import type { NodeDeps } from '../../activities/node/index.js';
 import { Virsh } from '../../adapters/host/virsh.js';
 import { parseGlobalConfig, type GlobalConfig } from '../../core/global-config.js';
@@ -35,6 +36,9 @@ export interface WorldOptions {
   noVm?: boolean;
   /** Extra `KEY = value` lines for the INI's [Backup] section (e.g. COPY_BANDWIDTH). */
   backupIni?: Record<string, string>;
+  /** Extra `KEY = value` lines for [Temporal] (e.g. UI_URL), and whole extra sections (e.g. Mail, Notify). */
+  temporalIni?: Record<string, string>;
+  extraIni?: Record<string, Record<string, string>>;
 }
 
 export interface World {
@@ -54,7 +58,7 @@ export interface World {
   client: Client;
   /** Control task queue of this world (workflows and LDAP activities). */
   controlQueue: string;
-  startWorkers(options?: { node?: boolean; control?: boolean; wrapNodeDeps?: (d: NodeDeps) => NodeDeps }): Promise<RunningWorkers>;
+  startWorkers(options?: { node?: boolean; control?: boolean; wrapNodeDeps?: (d: NodeDeps) => NodeDeps; wrapControlDeps?: (d: ControlDeps) => ControlDeps }): Promise<RunningWorkers>;
   close(): Promise<void>;
 }
 
@@ -134,8 +138,10 @@ export async function createWorld(o: WorldOptions): Promise<World> {
       '[Backup]',
       `VIRTUALIZATION_ROOT = ${paths.virtualizationRoot}`,
       ...Object.entries(o.backupIni ?? {}).map(([k, v]) => `${k} = ${v}`),
+      ...Object.entries(o.extraIni ?? {}).flatMap(([section, keys]) => [`[${section}]`, ...Object.entries(keys).map(([k, v]) => `${k} = ${v}`)]),
       '[Temporal]',
       `CONTROL_TASK_QUEUE = ${node}.control`,
+      ...Object.entries(o.temporalIni ?? {}).map(([k, v]) => `${k} = ${v}`),
       '',
     ].join('\n'),
   );
@@ -168,7 +174,7 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     const w = await startWorkers(
       config,
       { node: opts.node ?? true, control: opts.control ?? true },
-      { controlQueue, ...(opts.wrapNodeDeps ? { wrapNodeDeps: opts.wrapNodeDeps } : {}) },
+      { controlQueue, ...(opts.wrapNodeDeps ? { wrapNodeDeps: opts.wrapNodeDeps } : {}), ...(opts.wrapControlDeps ? { wrapControlDeps: opts.wrapControlDeps } : {}) },
     );
     running.push(w);
     return w;
