@@ -31,7 +31,11 @@ package="node-linux-$arch"
 echo "== installing Node.js $NODE_VERSION from the npm registry ($package)" >&2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# npm pack needs some node to run; any will do (it only downloads and checks the tarball)
+# npm pack needs some npm; any will do (it only downloads and checks the tarball): Debian's on a bare host
+if ! command -v npm >/dev/null; then
+  echo "== installing Debian's npm to fetch Node.js" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+fi
 (cd "$tmp" && npm pack --silent --pack-destination "$tmp" "$package@$NODE_VERSION" >/dev/null)
 tarball="$tmp/$package-$NODE_VERSION.tgz"
 actual="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
