@@ -34,7 +34,7 @@ trap 'rm -rf "$tmp"' EXIT
 # npm pack needs some npm; any will do (it only downloads and checks the tarball): Debian's on a bare host
 if ! command -v npm >/dev/null; then
   echo "== installing Debian's npm to fetch Node.js" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
 fi
 (cd "$tmp" && npm pack --silent --pack-destination "$tmp" "$package@$NODE_VERSION" >/dev/null)
 tarball="$tmp/$package-$NODE_VERSION.tgz"
