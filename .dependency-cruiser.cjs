@@ -3,7 +3,7 @@
  * `npm test` (test/unit/architecture.test.ts). Layers, bottom up:
  *
  *   core/        pure: types, rules, names; imports only core/ (and @temporalio/common, @xmldom/xmldom)
- *   adapters/    one folder per external system (host, ldap, temporal); imports core/ and its own folder
+ *   adapters/    one folder per external system (host, ldap, temporal, notify); imports core/ and its own folder
  *   activities/  steps as thin mappings onto adapters; no file, process or network access of their own
  *   workflows/   deterministic phase lists; activities as types only
  *   workers/     wiring: adapters into activity factories, workflows bundled

@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { Client as Ldap } from 'ldapts';
 import { Client, Connection } from '@temporalio/client';
 import { parseGlobalConfig } from '../core/global-config.js';
+import { loadTemporalProfiles } from '../adapters/temporal/profile.js';
 import { leafDn, leafTimestamp } from '../core/naming.js';
 import { newLeafAttributes } from '../core/provisioning.js';
 import { startWatcher } from '../client/watcher/index.js';
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
       '[Database]', `SERVER = ${url.hostname}`, `PORT = ${url.port}`, `ADMIN_USER = ${DEMO_ROOT_DN}`, `ADMIN_PASSWORD_FILE = ${join(dir, 'secret')}`,
       `SERVICE_SUBTREE = ${DEMO_SERVICE_SUBTREE}`, `COOKIE_FILE = ${join(dir, `cookie-${intervalMs}`)}`, `STONEY_CLOUD_WIDE_CONFIGURATION = ${DEMO_CLOUD_WIDE_DN}`, '',
     ].join('\n');
-    const config = parseGlobalConfig(configText, { env: { TEMPORAL_ADDRESS: temporal.address }, readSecretFile: () => PASSWORD });
+    const config = parseGlobalConfig(configText, { env: { TEMPORAL_ADDRESS: temporal.address }, readSecretFile: () => PASSWORD, temporalProfiles: loadTemporalProfiles });
     const taskQueue = `bench-${intervalMs}`;
     const watcher = await startWatcher(config, { temporal: client, taskQueue, pollIntervalMs: intervalMs, scheduler: false, log: consoleLog('watcher', 'warn') });
     while (watcher.feed.polls < 3) await sleep(20);

@@ -15,6 +15,7 @@ import { configureLogging } from '../workers/logging.js';
 import { WorkflowFailedError } from '@temporalio/client';
 import { codeOf, messageOf } from '../core/failures.js';
 import { CliContext, CliError } from './cli-context.js';
+import { TemporalConnectionError } from '../adapters/temporal/connection.js';
 import { backupCommand } from './commands/backup.js';
 import { configShowCommand } from './commands/config-show.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -228,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
-    if (e instanceof ConfigError || e instanceof CliError) {
+    if (e instanceof ConfigError || e instanceof CliError || e instanceof TemporalConnectionError) {
       console.error(`kvm-backup: ${e.message}`);
       process.exit(e.code);
     }

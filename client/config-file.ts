@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, parseGlobalConfig, type GlobalConfig } from '../core/global-config.js';
 import { Code } from '../core/exit-codes.js';
+import { loadTemporalProfiles } from '../adapters/temporal/profile.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/kvm-backup/kvm-backup.conf';
 
@@ -18,7 +19,7 @@ export function loadGlobalConfig(explicit?: string): GlobalConfig {
     throw new ConfigError(Code.MISSING_PARAMETER_IN_CONFIG_FILE, `cannot read the configuration file ${path}: ${(e as Error).message}`);
   }
   try {
-    return parseGlobalConfig(text, { env: process.env, readSecretFile: (p) => readFileSync(p, 'utf8') });
+    return parseGlobalConfig(text, { env: process.env, readSecretFile: (p) => readFileSync(p, 'utf8'), temporalProfiles: loadTemporalProfiles });
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(e.code, `${path}: ${e.message}`);
     throw e;

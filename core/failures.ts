@@ -97,6 +97,17 @@ export const COMPENSATION_RETRY: RetryPolicy = {
 };
 
 /** LDAP writes of the control worker: the directory may restart; keep trying with backoff. */
+/**
+ * Failure notifications: a few quick retries (about a minute in all) so that a mail server or
+ * webhook that is briefly away still gets the notice, without holding back the failure's result long.
+ */
+export const NOTIFY_RETRY: RetryPolicy = {
+  initialInterval: '2s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+  maximumAttempts: 5,
+};
+
 export const DIRECTORY_RETRY: RetryPolicy = {
   initialInterval: '1s',
   backoffCoefficient: 2,

@@ -8,21 +8,16 @@
  * - ADMIN_PASSWORD may come from the environment (KVM_BACKUP_LDAP_PASSWORD), from a file
  *   (ADMIN_PASSWORD_FILE, or ADMIN_PASSWORD = file:/path), or inline as before.
  */
+import { ConfigError } from './config-error.js';
 import { Code } from './exit-codes.js';
 import { parseIni, type IniSections } from './ini.js';
 import { isSyslogTag, LOG_FORMATS, type LogFormat } from './log-format.js';
 import { CONTROL_TASK_QUEUE } from './naming.js';
-import { Secret } from './secret.js';
+import { parseNotifySettings, type NotifySettings } from './notify-settings.js';
+import { Secret, secretSetting } from './secret.js';
+import { resolveTemporalSettings, type TemporalProfileLoader, type TemporalSettings } from './temporal-settings.js';
 
-export class ConfigError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export type SnapshotMethod = 'live' | 'classic';
 export const SNAPSHOT_METHODS: readonly SnapshotMethod[] = ['live', 'classic'];
@@ -60,10 +55,16 @@ export interface GlobalConfig {
     /** Target guest pause of a live snapshot in ms ([Backup] LIVE_MAX_DOWNTIME_MS, default 20). */
     liveMaxDowntimeMs: number;
   };
-  /** [Temporal] ADDRESS, NAMESPACE and CONTROL_TASK_QUEUE (sites sharing one namespace use their own queue). */
-  temporal: { address: string; namespace: string; controlTaskQueue: string };
+  /**
+   * Where Temporal is and how to reach it: [Temporal] ADDRESS, NAMESPACE, TLS keys, API key, UI_URL,
+   * CONTROL_TASK_QUEUE (sites sharing one namespace use their own queue), merged with Temporal's
+   * TOML profile and TEMPORAL_* variables (core/temporal-settings.ts).
+   */
+  temporal: TemporalSettings;
   /** [Metrics] PORT (0 = no endpoint) and ADDRESS of each worker's Prometheus endpoint. */
   metrics: { port: number; address: string };
+  /** Failure notifications: [Mail] (the original's keys) and [Notify] WEBHOOK_URL; empty = none. */
+  notify: NotifySettings;
 }
 
 export const ENV_PASSWORD = 'KVM_BACKUP_LDAP_PASSWORD';
@@ -73,6 +74,11 @@ export interface ConfigSources {
   env: Record<string, string | undefined>;
   /** Reads a secret file; injected so this module stays pure. */
   readSecretFile: (path: string) => string;
+  /**
+   * Temporal's own configuration layers (TOML profile, TEMPORAL_* variables), read by
+   * adapters/temporal/profile.ts; absent: the INI's [Temporal] keys alone.
+   */
+  temporalProfiles?: TemporalProfileLoader;
 }
 
 function flag(value: string | undefined, fallback: boolean): boolean {
@@ -103,20 +109,17 @@ function ldapUrl(server: string, port: string | undefined): string {
 }
 
 function password(sections: IniSections, sources: ConfigSources): Secret {
-  const fromEnv = sources.env[ENV_PASSWORD];
-  if (fromEnv !== undefined && fromEnv !== '') return new Secret(fromEnv, `environment ${ENV_PASSWORD}`);
-  const db = sections['Database'] ?? {};
-  const file = db['ADMIN_PASSWORD_FILE'] ?? (db['ADMIN_PASSWORD']?.startsWith('file:') ? db['ADMIN_PASSWORD'].slice(5) : undefined);
-  if (file) {
-    let text: string;
-    try {
-      text = sources.readSecretFile(file);
-    } catch (e) {
-      throw new ConfigError(Code.MISSING_PARAMETER_IN_CONFIG_FILE, `cannot read the LDAP password file ${file}: ${(e as Error).message}`);
-    }
-    return new Secret(text.replace(/\r?\n$/, ''), `file ${file}`);
-  }
-  return new Secret(required(sections, 'Database', 'ADMIN_PASSWORD'), 'configuration file');
+  const secret = secretSetting({
+    env: sources.env,
+    envVar: ENV_PASSWORD,
+    values: sections['Database'] ?? {},
+    section: 'Database',
+    key: 'ADMIN_PASSWORD',
+    readSecretFile: sources.readSecretFile,
+    unreadable: (m) => new ConfigError(Code.MISSING_PARAMETER_IN_CONFIG_FILE, m.replace('[Database] ADMIN_PASSWORD file', 'LDAP password file')),
+  });
+  // inline (or missing): checked like every required key (empty, template placeholder)
+  return secret && secret.origin !== 'configuration file' ? secret : new Secret(required(sections, 'Database', 'ADMIN_PASSWORD'), 'configuration file');
 }
 
 function cloudWide(sections: IniSections): { dn: string; key: string } {
@@ -178,8 +181,9 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
   const s = sections['Service'] ?? {};
   const gw = sections['Gateway'] ?? {};
   const t = sections['Temporal'] ?? {};
+  const environment = required(sections, 'Global', 'ENVIRONMENT');
   return {
-    environment: required(sections, 'Global', 'ENVIRONMENT'),
+    environment,
     log: {
       debug: flag(g['LOG_DEBUG'], false),
       info: flag(g['LOG_INFO'], true),
@@ -214,12 +218,21 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       copyBandwidthMiB: Number(copyBandwidth),
       liveMaxDowntimeMs: Number(maxDowntime),
     },
-    temporal: {
-      address: sources.env['TEMPORAL_ADDRESS'] || t['ADDRESS'] || '127.0.0.1:7233',
-      namespace: sources.env['TEMPORAL_NAMESPACE'] || t['NAMESPACE'] || 'default',
-      controlTaskQueue: t['CONTROL_TASK_QUEUE'] || CONTROL_TASK_QUEUE,
-    },
+    temporal: resolveTemporalSettings(t, {
+      ...(sources.temporalProfiles
+        ? {
+            profiles: sources.temporalProfiles({
+              env: sources.env,
+              ...(t['CONFIG_FILE'] ? { configFile: t['CONFIG_FILE'] } : {}),
+              ...(t['PROFILE'] ? { profile: t['PROFILE'] } : {}),
+            }),
+          }
+        : {}),
+      readSecretFile: sources.readSecretFile,
+      defaultControlTaskQueue: CONTROL_TASK_QUEUE,
+    }),
     metrics,
+    notify: parseNotifySettings(sections, { env: sources.env, readSecretFile: sources.readSecretFile, environment }),
   };
 }
 

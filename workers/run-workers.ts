@@ -3,10 +3,13 @@
  * hypervisor ([Global] ENVIRONMENT), the control worker, or both.
  */
 import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { ControlDeps } from '../activities/control/index.js';
 import type { NodeDeps } from '../activities/node/index.js';
 import { StoneyDirectory } from '../adapters/ldap/stoney-directory.js';
-import { connectClient, connectWorker, ensureSearchAttributes } from '../adapters/temporal/connection.js';
+import { notificationChannels } from '../adapters/notify/index.js';
+import { connectClient, connectWorker, ensureSearchAttributes, missingAttributesMessage } from '../adapters/temporal/connection.js';
 import type { GlobalConfig } from '../core/global-config.js';
+import { describeTemporal } from '../core/temporal-settings.js';
 import { BackupFreshness } from './backup-freshness.js';
 import { createControlWorker } from './control-worker.js';
 import { productLog } from './logging.js';
@@ -36,6 +39,8 @@ export async function startWorkers(
     controlQueue?: string;
     /** Tests wrap the real node dependencies to inject faults into one call. */
     wrapNodeDeps?: (deps: NodeDeps) => NodeDeps;
+    /** Tests wrap the real control dependencies (the directory, the notification channels). */
+    wrapControlDeps?: (deps: ControlDeps) => ControlDeps;
     /** Prometheus endpoint port; overrides [Metrics] PORT (0 there = none; 0 here = any free port, for tests). */
     metricsPort?: number;
   } = {},
@@ -46,11 +51,16 @@ export async function startWorkers(
   const metrics = new WorkerMetrics();
   if (which.control) metrics.initOperations();
   if (port !== undefined) metrics.registry.collectProcessMetrics();
+  const log = productLog({ component: 'worker', node: config.environment });
   const target = config.temporal;
   const client = await connectClient(target);
-  await ensureSearchAttributes(client, target.namespace);
-  await client.connection.close();
+  // a namespace that does not let us register them (Temporal Cloud) does not stop the worker: the
+  // operator is told which to register (docs/configuration.md, "Search attributes")
+  const attributes = await ensureSearchAttributes(client, target.namespace).finally(() => client.connection.close());
+  if (attributes.added.length) log.info('search attributes registered', { namespace: target.namespace, attributes: attributes.added });
+  if (attributes.missing.length) log.warn(missingAttributesMessage(attributes), { namespace: target.namespace, reason: attributes.refusal });
   const connection: NativeConnection = await connectWorker(target);
+  log.info('connected to Temporal', { temporal: describeTemporal(target) });
   const workers: Worker[] = [];
   if (which.node) {
     workers.push(
@@ -80,14 +90,17 @@ export async function startWorkers(
         namespace: target.namespace,
         taskQueue: options.controlQueue ?? config.temporal.controlTaskQueue,
         observation: controlWorkerObservation(metrics, (o) => f.outcome(o)),
-        deps: { directory },
+        deps: (options.wrapControlDeps ?? ((d) => d))({
+          directory,
+          notifier: { channels: notificationChannels(config.notify, config.temporal.uiUrl ? { uiUrl: config.temporal.uiUrl } : {}) },
+        }),
       }),
     );
     freshness.start();
   }
   const metricsServer =
     port === undefined ? undefined : await startMetricsServer(() => metrics.exposition(runtime.sdkMetricsUrl), { port, address: config.metrics.address });
-  if (metricsServer) productLog({ component: 'worker', node: config.environment }).info('metrics endpoint listening', { url: metricsServer.url });
+  if (metricsServer) log.info('metrics endpoint listening', { url: metricsServer.url });
   const done = Promise.all(workers.map((w) => w.run()))
     .then(() => connection.close())
     .finally(() => {

@@ -6,8 +6,8 @@
  * - `done(mode, …)`: the `…ed` answer, return value 0 and the durations in one modify, with the
  *   processed stamp when the request is complete.
  * - `fail(error, …)`: the exit code on the leaf in the `…ing` mode, stamped processed (no endless
- *   replays, as the original's framework), the code in the search attributes, and the workflow
- *   failure with that code.
+ *   replays, as the original's framework), the code in the search attributes, the failure
+ *   notification (workflows/notify.ts: mail, webhook), and the workflow failure with that code.
  */
 import { log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control/index.js';
@@ -15,6 +15,7 @@ import { Code } from '../core/exit-codes.js';
 import { codeOf, DIRECTORY_RETRY, failure, messageOf } from '../core/failures.js';
 import { endedChanges, failedChanges, processedChanges, startedChanges, type Phase } from '../core/provisioning.js';
 import { SA } from '../core/search-attributes.js';
+import { notifyFailure } from './notify.js';
 
 /** The control worker's directory activities, as every workflow calls them. */
 export const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
@@ -56,6 +57,7 @@ export class LeafProtocol {
     await directory
       .updateLeaf(this.leafDn, { ...failedChanges(this.mode, code, times), ...processedChanges(new Date()) })
       .catch((e) => log.error('cannot write the failure to the leaf', { leafDn: this.leafDn, error: messageOf(e) }));
+    await notifyFailure({ code, message: messageOf(error), leaf: this.leafDn });
     throw failure(code, messageOf(error), { leafDn: this.leafDn, mode: this.mode });
   }
 }

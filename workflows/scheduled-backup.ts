@@ -27,6 +27,7 @@ import { FINISHED, type BackupStep } from '../core/provisioning.js';
 import { SA } from '../core/search-attributes.js';
 import type { BackupOutcome } from './backup.js';
 import { directory as control, LeafProtocol } from './leaf-protocol.js';
+import { notifyFailure } from './notify.js';
 
 export interface ScheduledBackupOutcome {
   ou: string;
@@ -49,6 +50,19 @@ function scheduledTime(): Date {
 }
 
 export async function scheduledBackupWorkflow(input: ScheduledGroupInput): Promise<ScheduledBackupOutcome> {
+  try {
+    return await scheduledRun(input);
+  } catch (e) {
+    // each VM's backup that failed has reported itself (its own workflow's failure path); a run that
+    // failed on its own (the directory unreachable, a bug) reports here
+    if (!(e instanceof ApplicationFailure && e.type === INCOMPLETE)) await notifyFailure({ code: codeOf(e), message: messageOf(e) });
+    throw e;
+  }
+}
+
+const INCOMPLETE = 'ScheduledBackupIncomplete';
+
+async function scheduledRun(input: ScheduledGroupInput): Promise<ScheduledBackupOutcome> {
   const ou = leafTimestamp(scheduledTime());
   upsertSearchAttributes([{ key: SA.operation, value: 'scheduled-backup' }, ...(input.pool ? [{ key: SA.pool, value: input.pool }] : [])]);
   const outcome: ScheduledBackupOutcome = { ou, finished: [], skipped: [], failed: [], removed: [], steps: [] };
@@ -83,7 +97,7 @@ export async function scheduledBackupWorkflow(input: ScheduledGroupInput): Promi
   if (outcome.failed.length) {
     throw ApplicationFailure.nonRetryable(
       `scheduled backup ${ou}: ${outcome.failed.map((f) => `${f.vm} failed (${f.code})`).join(', ')}; ${outcome.finished.length} finished`,
-      'ScheduledBackupIncomplete',
+      INCOMPLETE,
       outcome,
     );
   }

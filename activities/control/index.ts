@@ -1,9 +1,11 @@
 /**
  * The control worker's activities: every step that reads or writes the stoney cloud directory, as
- * thin mappings onto the directory model (core/directory-model.ts), and the per-VM lock's requests.
+ * thin mappings onto the directory model (core/directory-model.ts), the per-VM lock's requests, and
+ * the failure notifications.
  */
 import { createBackupLeafActivities } from './backup-leaf.js';
 import type { ControlDeps } from './deps.js';
+import { createNotifyActivities } from './notify.js';
 import { createSchedulingActivities } from './scheduling.js';
 import { createVmLockActivities } from './vm-lock.js';
 
@@ -16,6 +18,7 @@ export function createControlActivities(deps: ControlDeps) {
     ...createBackupLeafActivities(deps),
     ...createVmLockActivities(),
     ...createSchedulingActivities(deps),
+    ...createNotifyActivities(deps),
   };
 }
 

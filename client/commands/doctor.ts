@@ -12,6 +12,8 @@ import { Code } from '../../core/exit-codes.js';
 import { codeOf, messageOf } from '../../core/failures.js';
 import { fileUriToPath, nodeTaskQueue, ramDiskPath } from '../../core/naming.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../core/search-attributes.js';
+import { describeTemporal } from '../../core/temporal-settings.js';
+import { TemporalConnectionError } from '../../adapters/temporal/connection.js';
 import type { CliContext } from '../cli-context.js';
 
 export interface Check {
@@ -78,10 +80,18 @@ export async function runChecks(ctx: CliContext): Promise<Check[]> {
   try {
     const client = await ctx.temporal();
     await client.connection.workflowService.getSystemInfo({});
-    add({ check: 'temporal', result: 'ok', detail: `${config.temporal.address}, namespace ${config.temporal.namespace}` });
-    const attrs = await client.connection.operatorService.listSearchAttributes({ namespace: config.temporal.namespace });
-    const missing = Object.keys(SEARCH_ATTRIBUTE_TYPES).filter((n) => !(n in (attrs.customAttributes ?? {})));
-    add(missing.length ? { check: 'search attributes', result: 'warn', detail: `missing ${missing.join(', ')} (a worker registers them when it starts)` } : { check: 'search attributes', result: 'ok', detail: 'registered' });
+    add({ check: 'temporal', result: 'ok', detail: describeTemporal(config.temporal) });
+    try {
+      const attrs = await client.connection.operatorService.listSearchAttributes({ namespace: config.temporal.namespace });
+      const missing = Object.entries(SEARCH_ATTRIBUTE_TYPES).filter(([n]) => !(n in (attrs.customAttributes ?? {})));
+      add(
+        missing.length
+          ? { check: 'search attributes', result: 'warn', detail: `missing ${missing.map(([n, t]) => `${n} (${t})`).join(', ')} (a worker registers them when it starts, where the namespace allows it)` }
+          : { check: 'search attributes', result: 'ok', detail: 'registered' },
+      );
+    } catch (e) {
+      add({ check: 'search attributes', result: 'warn', detail: `cannot list them (${messageOf(e)}); the product needs ${Object.entries(SEARCH_ATTRIBUTE_TYPES).map(([n, t]) => `${n} (${t})`).join(', ')}` });
+    }
     for (const [name, queue, type] of [
       ['node worker', nodeTaskQueue(config.environment), 2],
       ['control worker', config.temporal.controlTaskQueue, 1],
@@ -91,7 +101,7 @@ export async function runChecks(ctx: CliContext): Promise<Check[]> {
       add(pollers ? { check: name, result: 'ok', detail: `${pollers} poller(s) on ${queue}` } : { check: name, result: 'warn', detail: `nobody polls ${queue}: start \`kvm-backup worker\`` });
     }
   } catch (e) {
-    add({ check: 'temporal', result: 'fail', detail: `${config.temporal.address}: ${messageOf(e)}`, code: Code.UNDEFINED_ERROR });
+    add({ check: 'temporal', result: 'fail', detail: e instanceof TemporalConnectionError ? e.message : `${describeTemporal(config.temporal)}: ${messageOf(e)}`, code: Code.UNDEFINED_ERROR });
   }
 
   add(await directoryCheck('virtualization root', config.backup.virtualizationRoot, Code.UNSUPPORTED_CONFIGURATION_PARAMETER));

@@ -13,6 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { LdapClient } from '../../adapters/ldap/client.js';
+import type { ControlDeps } from '../../activities/control/index.js';
 import type { NodeDeps } from '../../activities/node/index.js';
 import { Virsh } from '../../adapters/host/virsh.js';
 import { parseGlobalConfig, type GlobalConfig } from '../../core/global-config.js';
@@ -24,6 +25,7 @@ import { startSlapd, type Slapd } from '../../stack/slapd.js';
 import { createTinyVm, openPath, type TinyDisk, type TinyVm, type TinyVmOptions } from '../../stack/tiny-vm.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run-workers.js';
 import { connectClient, ensureSearchAttributes } from '../../adapters/temporal/connection.js';
+import { loadTemporalProfiles } from '../../adapters/temporal/profile.js';
 import { temporalTarget, testDir, uniqueName } from './names.js';
 
 /**
@@ -72,6 +74,9 @@ export interface WorldOptions {
   noVm?: boolean;
   /** Extra `KEY = value` lines for the INI's [Backup] section (e.g. COPY_BANDWIDTH). */
   backupIni?: Record<string, string>;
+  /** Extra `KEY = value` lines for [Temporal] (e.g. UI_URL), and whole extra sections (e.g. Mail, Notify). */
+  temporalIni?: Record<string, string>;
+  extraIni?: Record<string, Record<string, string>>;
 }
 
 /** A disk (sstDevice disk) of the world's VM: an image file, or a device node for `type: 'block'`. */
@@ -112,7 +117,7 @@ export interface World {
   client: Client;
   /** Control task queue of this world (workflows and LDAP activities). */
   controlQueue: string;
-  startWorkers(options?: { node?: boolean; control?: boolean; wrapNodeDeps?: (d: NodeDeps) => NodeDeps }): Promise<RunningWorkers>;
+  startWorkers(options?: { node?: boolean; control?: boolean; wrapNodeDeps?: (d: NodeDeps) => NodeDeps; wrapControlDeps?: (d: ControlDeps) => ControlDeps }): Promise<RunningWorkers>;
   close(): Promise<void>;
 }
 
@@ -251,8 +256,10 @@ export async function createWorld(o: WorldOptions): Promise<World> {
         '[Backup]',
         `VIRTUALIZATION_ROOT = ${paths.virtualizationRoot}`,
         ...Object.entries(o.backupIni ?? {}).map(([k, v]) => `${k} = ${v}`),
+        ...Object.entries(o.extraIni ?? {}).flatMap(([section, keys]) => [`[${section}]`, ...Object.entries(keys).map(([k, v]) => `${k} = ${v}`)]),
         '[Temporal]',
         `CONTROL_TASK_QUEUE = ${node}.control`,
+        ...Object.entries(o.temporalIni ?? {}).map(([k, v]) => `${k} = ${v}`),
         '',
       ].join('\n'),
     );
@@ -260,6 +267,7 @@ export async function createWorld(o: WorldOptions): Promise<World> {
     const config = parseGlobalConfig(readFileSync(configFile, 'utf8'), {
       env: { TEMPORAL_ADDRESS: temporalTarget().address },
       readSecretFile: (p) => readFileSync(p, 'utf8'),
+      temporalProfiles: loadTemporalProfiles,
     });
     const directory = LdapClient.perCall({ url: config.database.url, bindDn: config.database.bindDn, password: config.database.password });
 
@@ -288,7 +296,7 @@ export async function createWorld(o: WorldOptions): Promise<World> {
       const w = await startWorkers(
         config,
         { node: opts.node ?? true, control: opts.control ?? true },
-        { controlQueue, ...(opts.wrapNodeDeps ? { wrapNodeDeps: opts.wrapNodeDeps } : {}) },
+        { controlQueue, ...(opts.wrapNodeDeps ? { wrapNodeDeps: opts.wrapNodeDeps } : {}), ...(opts.wrapControlDeps ? { wrapControlDeps: opts.wrapControlDeps } : {}) },
       );
       running.push(w);
       return w;

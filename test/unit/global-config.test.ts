@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { inspect } from 'node:util';
 import { ConfigError, parseGlobalConfig } from '../../core/global-config.js';
 import { IniSyntaxError, parseIni } from '../../core/ini.js';
+import { loadTemporalProfiles } from '../../adapters/temporal/profile.js';
 
 const SEED = `# the seed's KVM.conf
 [Global]
@@ -91,7 +92,7 @@ test('missing keys, template placeholders, wrong backends and garbage are clear 
 
 test('SERVER may be a URL; the environment overrides the Temporal address', () => {
   const url = SEED.replace('SERVER = ldap.example.org', 'SERVER = ldaps://ldap.example.org:636');
-  const c = parseGlobalConfig(url, { ...noFiles, env: { TEMPORAL_ADDRESS: 'temporal:7233' } });
+  const c = parseGlobalConfig(url, { ...noFiles, env: { TEMPORAL_ADDRESS: 'temporal:7233' }, temporalProfiles: loadTemporalProfiles });
   assert.equal(c.database.url, 'ldaps://ldap.example.org:636');
   assert.equal(c.temporal.address, 'temporal:7233');
 });
