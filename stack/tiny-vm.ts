@@ -6,7 +6,7 @@
  * raw, block and CD-ROM devices, images made by the caller (backing chains), UEFI with a per-VM
  * NVRAM file, an emulated TPM, a transient or paused or shut-off domain.
  */
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, statSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { execa } from 'execa';
 import { DomainNotFoundError, Virsh } from '../adapters/host/virsh.js';
@@ -128,7 +128,8 @@ ${disks.map(diskXml).join('\n')}${tpm}
 export function openPath(dir: string): void {
   for (let d = dir; d !== '/'; d = dirname(d)) {
     try {
-      chmodSync(d, 0o755);
+      // add read and search for others; never take a bit away (/tmp keeps its sticky, world-writable mode)
+      chmodSync(d, (statSync(d).mode & 0o7777) | 0o005);
     } catch {
       return;
     }

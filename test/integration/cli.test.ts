@@ -74,7 +74,7 @@ test('list <vm>: the backup with state, size, manifest; verify marks it sound; a
 
   const ok = await cli(w, ['verify', w.vm]);
   assert.equal(ok.exitCode, 0, ok.stderr);
-  assert.match(ok.stdout, new RegExp(`backup ${ou} of ${w.vm} is sound: 4 files, .* every file matches the sha256 manifest`));
+  assert.match(ok.stdout, new RegExp(`backup ${ou} of ${w.vm} is sound: 5 files, .* every file matches the sha256 manifest`));
   assert.match((await cli(w, ['list', w.vm])).stdout, new RegExp(`${ou}\\tfinished\\t0\\t[\\d.]+ MiB\\tsha256\\tok `));
 
   const ldif = join(backupDirOf(w, ou), `${w.vm}.ldif.${ou}`);
