@@ -175,7 +175,7 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
       // plans from before the calendar rules carry no retention: keep-last as then
       const keep = prepared.plan.retention ?? prepared.plan.iterations;
       const rotation = await node
-        .quick(`keep ${describeRetention(keep)} of the iterations in ${prepared.plan.backupVmDir}`)
+        .quick(`rotate ${prepared.plan.backupVmDir}: keep ${describeRetention(keep)}`)
         .rotateIterations(prepared.plan, keep);
       outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
       await leafAnswers.done(FINISHED, { times, processed: true });
