@@ -25,7 +25,12 @@ export interface CronSchedule {
 }
 
 export interface BackupConfiguration {
+  /** sstBackupNumberOfIterations: keep-last, at least 1 (core/retention.ts). */
   iterations: number;
+  /** Our extensions (core/retention.ts): the newest iteration of each of the last N days / ISO weeks / months; 0 = off. */
+  keepDaily: number;
+  keepWeekly: number;
+  keepMonthly: number;
   rootDirectory: string;
   retainDirectory: string;
   /** Where the RAM state is written first; undefined when the entry sets none and defaults are off. */
@@ -61,6 +66,9 @@ export interface ResolvedBackupConfiguration {
 /** The seed's defaults (docs/configuration.md). */
 export const SEED_DEFAULTS: Omit<BackupConfiguration, 'cron' | 'snapshotMethod'> = {
   iterations: 1,
+  keepDaily: 0,
+  keepWeekly: 0,
+  keepMonthly: 0,
   rootDirectory: 'file:///var/backup/virtualization',
   retainDirectory: 'file:///var/virtualization/retain',
   ramDiskLocation: '/mnt/ramdisk',
@@ -82,6 +90,9 @@ export const SEED_DEFAULTS: Omit<BackupConfiguration, 'cron' | 'snapshotMethod'>
 /** LDAP attribute of each configuration key. */
 export const ATTRIBUTE_OF = {
   iterations: 'sstBackupNumberOfIterations',
+  keepDaily: 'sstBackupKeepDaily',
+  keepWeekly: 'sstBackupKeepWeekly',
+  keepMonthly: 'sstBackupKeepMonthly',
   rootDirectory: 'sstBackupRootDirectory',
   retainDirectory: 'sstBackupRetainDirectory',
   ramDiskLocation: 'sstBackupRamDiskLocation',
@@ -168,6 +179,9 @@ export function parseBackupConfiguration(entry: LdapEntry): { config: BackupConf
   }
   const config: BackupConfiguration = {
     iterations: orDefault('iterations', (at, v) => parseCount(entry, at, v, 1), d.iterations),
+    keepDaily: orDefault('keepDaily', (at, v) => parseCount(entry, at, v, 0), d.keepDaily),
+    keepWeekly: orDefault('keepWeekly', (at, v) => parseCount(entry, at, v, 0), d.keepWeekly),
+    keepMonthly: orDefault('keepMonthly', (at, v) => parseCount(entry, at, v, 0), d.keepMonthly),
     rootDirectory: orDefault('rootDirectory', (_a, v) => v, d.rootDirectory),
     retainDirectory: orDefault('retainDirectory', (_a, v) => v, d.retainDirectory),
     ramDiskLocation: orDefault('ramDiskLocation', (_a, v) => v, d.ramDiskLocation),

@@ -7,6 +7,7 @@ import type { ResolvedBackupConfiguration } from './backup-config.js';
 import type { SnapshotMethod } from './global-config.js';
 import { diskNames, iterationDirs, iterationFiles, overlayPath, stagingStatePath, type IterationFiles } from './layout.js';
 import { joinPath, ramDiskPath, type LeafRef } from './naming.js';
+import { retentionPolicy, type RetentionPolicy } from './retention.js';
 
 /** One disk as the directory describes it (sstDevice=disk), in directory order. */
 export interface LdapDisk {
@@ -77,7 +78,13 @@ export interface BackupPlan {
   disks: PlannedDisk[];
   files: IterationFiles;
   bandwidthMiB: number;
+  /** sstBackupNumberOfIterations (keep-last); `retention` holds it with the calendar rules. */
   iterations: number;
+  /**
+   * What the one-go rotation keeps (core/retention.ts). Optional: plans made before the calendar
+   * rules existed (in the histories of running workflows) have none and keep `iterations`.
+   */
+  retention?: RetentionPolicy;
   images: Ownership;
   directories: Ownership;
   imageFormat: string;
@@ -110,6 +117,7 @@ export function planBackup(ctx: BackupContext, options: { virtualizationRoot: st
     files: iterationFiles(leaf.vm),
     bandwidthMiB: c.bandwidthMerge,
     iterations: c.iterations,
+    retention: retentionPolicy(c),
     images: { owner: c.imageOwner, group: c.imageGroup, mode: c.imagePermission },
     directories: { owner: c.directoryOwner, group: c.directoryGroup, mode: c.directoryPermission },
     imageFormat: c.imageFormat,

@@ -15,6 +15,7 @@ import type { Duration } from '@temporalio/common';
 import { stagingStateFile, type BackupContext, type PreparedBackup, type SnapshotResult } from '../core/backup-plan.js';
 import type { SnapshotMethod } from '../core/global-config.js';
 import { BACKUP_STEPS, FINISHED, STEP_MODES, type BackupStep, type Phase } from '../core/provisioning.js';
+import { describeRetention } from '../core/retention.js';
 import { SA } from '../core/search-attributes.js';
 import { backupProgressQuery, progressReportSignal, type BackupProgress } from './definitions.js';
 import { directory, LeafProtocol } from './leaf-protocol.js';
@@ -171,9 +172,11 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     enter('rotate');
     leafAnswers.mode = STEP_MODES.retain[1];
     try {
+      // plans from before the calendar rules carry no retention: keep-last as then
+      const keep = prepared.plan.retention ?? prepared.plan.iterations;
       const rotation = await node
-        .quick(`keep the ${prepared.plan.iterations} newest iterations in ${prepared.plan.backupVmDir}`)
-        .rotateIterations(prepared.plan, prepared.plan.iterations);
+        .quick(`rotate ${prepared.plan.backupVmDir}: keep ${describeRetention(keep)}`)
+        .rotateIterations(prepared.plan, keep);
       outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
       await leafAnswers.done(FINISHED, { times, processed: true });
     } catch (e) {

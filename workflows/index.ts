@@ -4,6 +4,7 @@ export { backupWorkflow } from './backup.js';
 export { deleteWorkflow } from './delete.js';
 export { vmLockWorkflow } from './vm-lock.js';
 export { scheduledBackupWorkflow } from './scheduled-backup.js';
+export { retentionWorkflow } from './retention.js';
 export { restoreWorkflow } from './restore.js';
 export { verifyWorkflow } from './verify.js';
 export * from './definitions.js';

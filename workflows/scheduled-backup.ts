@@ -11,9 +11,9 @@
  *    the next is touched), then back onto their own images (merge) in start order, then the
  *    exports; each leaf then `finished`, as fc-brokerd wrote it. The other VMs run in one go, side
  *    by side. Either way through the backup workflow under the leaf's own workflow ID.
- * 4. Retention after each finished backup: the oldest finished leaves beyond
- *    sstBackupNumberOfIterations get their iteration deleted (the delete workflow answers
- *    `deleting` → `deleted`) and are removed.
+ * 4. Retention after each finished backup: the finished leaves the VM's policy does not keep
+ *    (sstBackupNumberOfIterations and the daily, weekly, monthly rules, core/retention.ts) get
+ *    their iteration deleted (the delete workflow answers `deleting` → `deleted`) and are removed.
  */
 import {
   ApplicationFailure, ParentClosePolicy, log, startChild, upsertSearchAttributes, workflowInfo,
@@ -28,6 +28,7 @@ import { SA } from '../core/search-attributes.js';
 import type { BackupOutcome } from './backup.js';
 import { directory as control, LeafProtocol } from './leaf-protocol.js';
 import { notifyFailure } from './notify.js';
+import { pruneFinishedLeaves } from './retention.js';
 
 export interface ScheduledBackupOutcome {
   ou: string;
@@ -156,28 +157,8 @@ async function backupChild(c: ScheduledCandidate, step: BackupStep | undefined):
   return (await child.result()) as BackupOutcome;
 }
 
-/** fc-brokerd's retention, for every finished leaf beyond the VM's iterations, oldest first. */
+/** fc-brokerd's retention, by the VM's policy (workflows/retention.ts), oldest first. */
 async function applyRetention(c: ScheduledCandidate, outcome: ScheduledBackupOutcome): Promise<void> {
-  const excess = await control.finishedLeavesBeyond({ vm: c.vm, keep: c.iterations });
-  for (const dn of excess) {
-    const leaf = parseValidLeafDn(dn);
-    try {
-      const child = await startChild('deleteWorkflow', {
-        workflowId: workflowIdForLeaf(leaf, 'delete'),
-        args: [{ leafDn: dn }],
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-        typedSearchAttributes: [
-          { key: SA.vm, value: leaf.vm },
-          { key: SA.operation, value: 'delete' },
-          { key: SA.leaf, value: dn },
-        ],
-      });
-      await child.result();
-      if (await control.removeDeletedLeaf(dn)) outcome.removed.push(dn);
-    } catch (e) {
-      // the leaf keeps its answer (deleting + code); the next run tries again
-      log.warn('retention could not delete an iteration', { dn, code: codeOf(e), error: messageOf(e) });
-    }
-  }
+  const pruned = await pruneFinishedLeaves({ vm: c.vm, keep: c.iterations, retention: c.retention });
+  outcome.removed.push(...pruned.removed);
 }

@@ -1,22 +1,27 @@
 /**
  * The directory side of a scheduled run (what fc-brokerd did each cycle): decide which VMs of the
  * group are backed up now and create their leaves; after a backup, find the finished iterations
- * beyond sstBackupNumberOfIterations; remove a leaf once its iteration is deleted.
+ * the VM's retention does not keep (core/retention.ts); remove a leaf once its iteration is deleted.
  */
 import { Context } from '@temporalio/activity';
 import { readVmLockState } from '../../adapters/temporal/vm-lock-state.js';
 import type { BackupConfiguration } from '../../core/backup-config.js';
+import { Code } from '../../core/exit-codes.js';
+import { failure } from '../../core/failures.js';
 import { ConfigError } from '../../core/global-config.js';
 import { assertVmName, leafDn, NamingError } from '../../core/naming.js';
 import { DELETED, FINISHED, INITIALIZED } from '../../core/provisioning.js';
-import { iterationsBeyond } from '../../core/retention.js';
+import { iterationsBeyond, retentionPolicy, type RetentionPolicy } from '../../core/retention.js';
 import { vmBusy } from '../../core/vm-lock.js';
 import type { ControlDeps } from './deps.js';
 
 export interface ScheduledCandidate {
   vm: string;
   leafDn: string;
+  /** sstBackupNumberOfIterations (keep-last). */
   iterations: number;
+  /** The whole policy; absent in candidates of runs started before the calendar rules existed. */
+  retention?: RetentionPolicy;
 }
 
 export interface PreparedRun {
@@ -25,8 +30,8 @@ export interface PreparedRun {
 }
 
 export function createSchedulingActivities({ directory }: ControlDeps) {
-  /** Why `vm` is not backed up now, or its iterations and whether our leaf exists already. */
-  async function reasonToSkip(vm: string, nodes: string[], ou: string): Promise<string | { iterations: number; exists: boolean }> {
+  /** Why `vm` is not backed up now, or its retention and whether our leaf exists already. */
+  async function reasonToSkip(vm: string, nodes: string[], ou: string): Promise<string | { retention: RetentionPolicy; exists: boolean }> {
     try {
       assertVmName(vm);
     } catch (e) {
@@ -48,7 +53,7 @@ export function createSchedulingActivities({ directory }: ControlDeps) {
     const existing = await directory.leaf(leafDn(directory.serviceSubtree, vm, ou));
     // our own leaf from an earlier attempt of this activity is taken up again; anybody else's is not ours
     if (existing && existing.mode !== INITIALIZED) return `a leaf for ${ou} exists already`;
-    return { iterations: config.iterations, exists: !!existing };
+    return { retention: retentionPolicy(config), exists: !!existing };
   }
 
   return {
@@ -62,18 +67,36 @@ export function createSchedulingActivities({ directory }: ControlDeps) {
           continue;
         }
         const dn = verdict.exists ? leafDn(directory.serviceSubtree, vm, input.ou) : await directory.createLeaf(vm, input.ou, INITIALIZED);
-        run.ready.push({ vm, leafDn: dn, iterations: verdict.iterations });
+        run.ready.push({ vm, leafDn: dn, iterations: verdict.retention.last, retention: verdict.retention });
       }
       return run;
     },
 
     /**
-     * The finished leaves of `vm` beyond the newest `keep`, oldest first (fc-brokerd deleted the
-     * oldest finished leaf when there were more than sstBackupNumberOfIterations).
+     * The DNs of the finished leaves of `vm` its retention does not keep, oldest first: `retention`
+     * when given, else keep-last `keep` (fc-brokerd deleted the oldest finished leaf when there were
+     * more than sstBackupNumberOfIterations; runs started before the calendar rules pass only that).
+     * Leaves in any other mode are neither counted nor deleted.
      */
-    async finishedLeavesBeyond(input: { vm: string; keep: number }): Promise<string[]> {
+    async finishedLeavesBeyond(input: { vm: string; keep: number; retention?: RetentionPolicy }): Promise<string[]> {
       const finished = (await directory.leavesOf(input.vm)).filter((l) => l.mode === FINISHED).map((l) => l.ou);
-      return iterationsBeyond(finished, input.keep).map((ou) => leafDn(directory.serviceSubtree, input.vm, ou));
+      return iterationsBeyond(finished, input.retention ?? input.keep).map((ou) => leafDn(directory.serviceSubtree, input.vm, ou));
+    },
+
+    /**
+     * The retention policy of `vm` from its effective configuration now (VM → pool → cloud-wide).
+     * Errors: 23 when the VM is not in the directory, 39 for a name that is no VM name, 32 or 39
+     * from the configuration.
+     */
+    async retentionOf(vm: string): Promise<RetentionPolicy> {
+      try {
+        const entry = await directory.vm(assertVmName(vm));
+        if (!entry) throw failure(Code.CANNOT_FIND_MACHINE, `no VM ${vm} in the directory`);
+        return retentionPolicy((await directory.effectiveConfiguration(vm, entry.pool)).config);
+      } catch (e) {
+        if (e instanceof ConfigError || e instanceof NamingError) throw failure(e.code, e.message);
+        throw e;
+      }
     },
 
     /** Removes a leaf whose iteration was deleted (mode `deleted`); any other leaf stays. */

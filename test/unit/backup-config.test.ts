@@ -61,4 +61,7 @@ test('garbage values are refused with 39 and the attribute named', () => {
   assert.throws(bad({ sstVirtualizationDiskImageOwner: 'root;rm -rf /' }), is39('sstVirtualizationDiskImageOwner'));
   assert.throws(bad({ sstRestoreVMWithoutState: 'yes' }), is39('sstRestoreVMWithoutState'));
   assert.throws(bad({ sstBackupSnapshotMethod: 'fast' }), is39('sstBackupSnapshotMethod'));
+  assert.throws(bad({ sstBackupKeepDaily: '-1' }), is39('sstBackupKeepDaily'));
+  assert.throws(bad({ sstBackupKeepWeekly: 'four' }), is39('sstBackupKeepWeekly'));
+  assert.throws(bad({ sstBackupKeepMonthly: '1.5' }), is39('sstBackupKeepMonthly'));
 });

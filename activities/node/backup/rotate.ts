@@ -1,13 +1,14 @@
 /**
- * Rotation: keep the newest `sstBackupNumberOfIterations` finished iterations of a VM in the backup
- * root, delete the older ones with their directories (the original left empty directories behind).
+ * Rotation of the plain layout: keep the finished iterations of a VM in the backup root that its
+ * retention keeps (sstBackupNumberOfIterations and the calendar rules, core/retention.ts), delete
+ * the others with their directories (the original left empty directories behind).
  * An iteration is finished when its manifest exists, or, for iterations the Perl daemon wrote, when
  * its state file and XML are there. Unfinished iterations are left for an operator to look at.
  */
 import type { BackupContext, BackupPlan } from '../../../core/backup-plan.js';
 import { suffixedIterationFiles } from '../../../core/layout.js';
 import { isLeafOu } from '../../../core/naming.js';
-import { iterationsBeyond } from '../../../core/retention.js';
+import { iterationsBeyond, type RetentionPolicy } from '../../../core/retention.js';
 import type { NodeDeps } from '../deps.js';
 import { locateIteration } from '../locate-iteration.js';
 
@@ -28,7 +29,12 @@ export function createRotate(deps: NodeDeps) {
   }
 
   return {
-    async rotateIterations(plan: BackupPlan, keep: number): Promise<RotationResult> {
+    /**
+     * `keep`: the VM's retention policy, or a bare keep-last count (what workflows started before the
+     * calendar rules pass). The current iteration (`plan.ou`) is never deleted. Errors: 13 when a
+     * directory cannot be removed (Files.removeDirectory).
+     */
+    async rotateIterations(plan: BackupPlan, keep: number | RetentionPolicy): Promise<RotationResult> {
       const ous = (await files.list(plan.backupVmDir)).filter(isLeafOu).sort().reverse();
       const done: string[] = [];
       const unfinished: string[] = [];
