@@ -165,6 +165,16 @@ export function relocatedIteration(dirs: IterationDirs, foundBackupDir: string):
   return { ...dirs, intermediate: relative, backupDir: foundBackupDir, retainDir: iterationDirectory(dirs.retainRoot, relative), backupVmDir: dirname(foundBackupDir) };
 }
 
+/**
+ * Where the files of a backup wait between the snapshot and the export when the retain directory is
+ * on another filesystem than the backup root: beside the iteration, below the backup root, so the
+ * export publishes them by rename and every byte of a backup is written once. A dot name, so neither
+ * rotation nor `list` takes it for an iteration.
+ */
+export function stagingDirectory(backupVmDir: string, ou: string): string {
+  return joinPath(backupVmDir, `.${assertLeafOu(ou)}.partial`);
+}
+
 /** The names of an iteration's files other than its disk images. */
 export interface IterationFiles {
   state: string;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { domainDisks } from '../../core/domain-xml.js';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
@@ -114,4 +114,31 @@ test('the VM goes down while on its overlay: writes committed offline, defined o
   assert.equal((await w.virsh.state(w.vm)).state, 'shut off', 'a VM that went down is not started behind its back');
   await w.virsh.start(w.vm);
   assert.deepEqual((await w.virsh.blockDevices(w.vm)).map((d) => d.source), [image]);
+});
+
+test('each byte written once: the export moves files by rename; a retain root on another filesystem is bypassed', async () => {
+  // same filesystem: the image is copied once (to retain), the export moves it
+  const w = await world({ label: 'once', backupIni: { COPY_BANDWIDTH: '16' } });
+  const data = new GuestData(w);
+  await data.write('bulk', 0x20, '8M', '16M');
+  const first = await (await startBackup(w, { leafDn: (await addLeaf(w)).dn })).result();
+  const image = statSync(w.disks[0]!.path).size;
+  assert.ok(first.bytes >= image && first.bytes < image + 8 * 2 ** 20, `bytes written ${first.bytes} for a ${image}-byte image: one copy, not two`);
+
+  // retain on a tmpfs of its own: the files wait below the backup root instead, and nothing goes to the tmpfs
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', w.paths.retainRoot]);
+  cleanups.push(async () => {
+    execFileSync('umount', [w.paths.retainRoot]);
+  });
+  const leaf = await addLeaf(w);
+  const handle = await startBackup(w, { leafDn: leaf.dn });
+  await waitForPhase(handle, 'copy to retain');
+  const vmDir = join(w.paths.backupRoot, 'vm-persistent', w.pool, w.vm);
+  assert.ok(existsSync(join(vmDir, `.${leaf.ou}.partial`)), 'the files wait beside the iteration, below the backup root');
+  const outcome = await handle.result();
+  assert.ok(outcome.bytes < image + 8 * 2 ** 20, `one copy (${outcome.bytes} bytes)`);
+  assert.deepEqual(readdirSync(w.paths.retainRoot), [], 'nothing written to the retain filesystem');
+  assert.equal(existsSync(join(vmDir, `.${leaf.ou}.partial`)), false, 'the staging directory removed');
+  execFileSync('sha256sum', ['-c', '--quiet', `SHA256SUMS.${leaf.ou}`], { cwd: join(vmDir, leaf.ou) });
+  assert.equal((await readLeaf(w, leaf.dn)).mode, 'finished');
 });

@@ -1,9 +1,11 @@
 /**
- * Export ("retain" in the original's words): the retain folder copied to the backup root in the
- * original layout `<root>/<image dir>/<vm>/<ou>/<file>.<ou>`, each copy checked for its size, the
- * sha256 manifest (from the hashes taken when the files reached the retain directory) written last
- * (an iteration without it is incomplete), then the retain folder removed. Resumable like every big
- * copy; a plain copy, so it runs at `cp` speed.
+ * Export ("retain" in the original's words): the retain folder's files published in the backup root
+ * in the original layout `<root>/<image dir>/<vm>/<ou>/<file>.<ou>`, the sha256 manifest (from the
+ * hashes taken when the files reached the retain directory) written last (an iteration without it
+ * is incomplete), then the retain folder removed. Where the retain folder is on the backup root's
+ * filesystem (always, unless an older version chose it; the preflight puts it there), each file is
+ * moved by rename: every byte of a backup is written once. Otherwise each is copied (resumable,
+ * checked for its size).
  */
 import { retainFiles, type CopyStats, type PreparedBackup } from '../../../core/backup-plan.js';
 import { Code } from '../../../core/exit-codes.js';
@@ -43,7 +45,23 @@ export function createExport(deps: NodeDeps) {
           const src = `${plan.retainDir}/${name}`;
           const dst = `${plan.backupDir}/${fileNames.inBackup(name, plan.ou)}`;
           if (progress.done.includes(name) && (await files.exists(dst))) continue;
-          if (!(await files.exists(src))) throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} is missing from the retain directory`);
+          if (!(await files.exists(src))) {
+            if (await files.exists(dst)) continue; // moved by an earlier attempt that did not live to say so
+            throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} is missing from the retain directory`);
+          }
+          if (await files.sameFilesystem(src, plan.backupDir)) {
+            // the file becomes the backup's by rename: no byte written twice
+            try {
+              await files.rename(src, dst);
+            } catch (e) {
+              throw failure(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `${src} → ${dst}: ${(e as Error).message}`, {}, { cause: e });
+            }
+            await files.setOwnership(dst, plan.images, 'file');
+            hashes[name] ??= await files.sha256(dst);
+            progress.done.push(name);
+            beat.set({ ...progress });
+            continue;
+          }
           const resumeFrom = beat.previous?.current?.name === name ? beat.previous.current.bytes : 0;
           resumedBytes += resumeFrom;
           try {

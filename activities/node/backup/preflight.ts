@@ -17,7 +17,7 @@ import { domainDisks, domainInfo, type DomainDisk } from '../../../core/domain-x
 import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
 import type { SnapshotMethod } from '../../../core/global-config.js';
-import type { BackupFacts } from '../../../core/layout.js';
+import { stagingDirectory, type BackupFacts } from '../../../core/layout.js';
 import { joinPath, NamingError } from '../../../core/naming.js';
 import type { BackupStep } from '../../../core/provisioning.js';
 import type { NodeDeps } from '../deps.js';
@@ -40,6 +40,18 @@ export function createPreflight(deps: NodeDeps) {
       if (e instanceof NamingError) throw failure(e.code, e.message);
       throw failure(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, (e as Error).message);
     }
+  }
+
+  /**
+   * Each byte of a backup is written once: its files wait where the export publishes them by rename,
+   * in the retain directory when that is on the backup root's filesystem, else in a staging directory
+   * beside the iteration, below the backup root (core/layout.ts stagingDirectory).
+   */
+  async function placeRetain(p: BackupPlan): Promise<void> {
+    const [retain, backup] = await Promise.all([files.freeBytes(p.retainRoot), files.freeBytes(p.backupRoot)]);
+    if (retain.device === backup.device) return;
+    p.retainDir = stagingDirectory(p.backupVmDir, p.ou);
+    p.retainRoot = p.backupRoot;
   }
 
   /**
@@ -125,9 +137,10 @@ export function createPreflight(deps: NodeDeps) {
     const needBackup = required - (await alreadyThere(p.backupDir));
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
     if (retain.device === backup.device) {
-      // one filesystem holds both copies until the retain directory is removed
-      if (retain.bytes < needRetain + needBackup) {
-        throw failure(Code.NOT_ENOUGH_DISK_SPACE, `${p.retainDir} and ${p.backupDir} share a filesystem with ${mib(retain.bytes)} free; the backup needs ${mib(needRetain + needBackup)}`);
+      // one copy: the export moves the files from the retain directory into the iteration
+      const need = required - (await alreadyThere(p.retainDir)) - (await alreadyThere(p.backupDir));
+      if (retain.bytes < need) {
+        throw failure(Code.NOT_ENOUGH_DISK_SPACE, `${p.retainDir} and ${p.backupDir} share a filesystem with ${mib(retain.bytes)} free; the backup needs ${mib(need)}`);
       }
       return;
     }
@@ -165,6 +178,7 @@ export function createPreflight(deps: NodeDeps) {
      */
     async preflight(ctx: BackupContext, method?: SnapshotMethod, purpose: BackupStep = 'snapshot'): Promise<PreparedBackup> {
       const p = plan(ctx, method ?? deps.defaultMethod);
+      await placeRetain(p);
       let xml: string;
       let state: string;
       let persistent: boolean;
