@@ -1,0 +1,109 @@
+/**
+ * Backup and restore end to end through the CLI (`kvm-backup backup <vm>`, `kvm-backup restore <vm>
+ * --yes`: request to finished leaf, request to running VM, checks included) on the real stack, a VM
+ * with 512 MiB of RAM and a 2 GiB qcow2 disk holding 1.25 GiB of data, against the physical cost of
+ * one copy of the same image measured in the same run: `cp --sparse=always` + `sync`, caches dropped
+ * before each run. Also the bytes the backup wrote to the disk (the block device's write counter
+ * around the backup) against the bytes the image and the RAM state occupy.
+ *
+ *   node dist/bench/backup-e2e.js [--runs 3]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePort } from '../stack/daemon.js';
+import { ensureLibvirt } from '../stack/libvirt.js';
+import { VAR_DIR } from '../stack/paths.js';
+import { startTemporalServer } from '../stack/temporal-server.js';
+import { cli } from '../test/helpers/cli.js';
+import { createWorld } from '../test/helpers/world.js';
+import { dropCaches, fmt, machine, median, table, timed } from './lib.js';
+
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+const runs = Number(args.runs);
+
+/** Bytes written so far to the block device holding `path` (/sys/class/block/<dev>/stat, 512-byte sectors). */
+function deviceBytesWritten(path: string): number {
+  const source = execFileSync('df', ['--output=source', path]).toString().trim().split('\n')[1]!;
+  const stat = readFileSync(`/sys/class/block/${basename(source)}/stat`, 'utf8').trim().split(/\s+/).map(Number);
+  return stat[6]! * 512; // field 7: sectors written
+}
+
+async function main(): Promise<void> {
+  const dir = join(VAR_DIR, 'bench', 'backup-e2e');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  process.env['KVM_BACKUP_TEST_DIR'] = dir;
+  const libvirt = await ensureLibvirt(join(dir, 'logs'));
+  const temporal = await startTemporalServer({ port: await freePort(), logFile: join(dir, 'logs', 'temporal.log') });
+  process.env['TEMPORAL_ADDRESS'] = temporal.address;
+  const w = await createWorld({ label: 'bench-e2e', memoryMiB: 512 });
+  const workers = await w.startWorkers();
+  const image = w.disks[0]!.path;
+  const backupMs: number[] = [];
+  const restoreMs: number[] = [];
+  const cpMs: number[] = [];
+  const writtenRatio: number[] = [];
+  try {
+    await w.virsh.destroy(w.vm);
+    execFileSync('qemu-img', ['resize', '-q', image, '2G']);
+    for (let mib = 0; mib < 1280; mib += 256) execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a ${mib}M 256M`, image]);
+    await w.virsh.start(w.vm);
+    const allocated = statSync(image).blocks * 512;
+    for (let i = 0; i < runs; i++) {
+      const target = join(dir, 'cp-target.qcow2');
+      rmSync(target, { force: true });
+      execFileSync('sync');
+      dropCaches();
+      cpMs.push((await timed(async () => {
+        execFileSync('cp', ['--sparse=always', image, target]);
+        execFileSync('sync', ['-f', target]);
+      })).ms);
+      rmSync(target, { force: true });
+
+      execFileSync('sync');
+      dropCaches();
+      const before = deviceBytesWritten(w.paths.backupRoot);
+      const backup = await timed(() => cli(w, ['backup', w.vm, '--json'], { timeoutMs: 600_000 }));
+      execFileSync('sync');
+      const written = deviceBytesWritten(w.paths.backupRoot) - before;
+      if (backup.value.exitCode !== 0) throw new Error(`backup failed: ${backup.value.stderr}`);
+      backupMs.push(backup.ms);
+      const stateBytes = 512 * 2 ** 20; // what the RAM state occupies at most (the guest's RAM)
+      writtenRatio.push(written / (allocated + stateBytes));
+
+      execFileSync('sync');
+      dropCaches();
+      const restore = await timed(() => cli(w, ['restore', w.vm, '--yes', '--json'], { timeoutMs: 600_000 }));
+      if (restore.value.exitCode !== 0) throw new Error(`restore failed: ${restore.value.stderr}`);
+      if ((await w.virsh.state(w.vm)).state !== 'running') throw new Error('the VM is not running after the restore');
+      restoreMs.push(restore.ms);
+      console.error(`run ${i + 1}: backup ${fmt(backup.ms)} ms, restore ${fmt(restore.ms)} ms, cp ${fmt(cpMs.at(-1)!)} ms, written/allocated ${fmt(writtenRatio.at(-1)!, 2)}`);
+    }
+    const cp = median(cpMs);
+    console.log(`Backup and restore through the CLI, VM with 512 MiB RAM and a 2 GiB qcow2 disk holding 1.25 GiB (${fmt(allocated / 2 ** 20)} MiB allocated), ${runs} runs (${machine()}):\n`);
+    console.log(
+      table(
+        ['measure', 'median', 'runs', 'ratio to cp'],
+        [
+          ['`cp --sparse=always` + sync of the image, s', fmt(cp / 1000, 2), cpMs.map((x) => fmt(x / 1000, 2)).join(', '), '1.00'],
+          ['`kvm-backup backup <vm>` (request → finished), s', fmt(median(backupMs) / 1000, 2), backupMs.map((x) => fmt(x / 1000, 2)).join(', '), fmt(median(backupMs) / cp, 2)],
+          ['`kvm-backup restore <vm> --yes` (request → running), s', fmt(median(restoreMs) / 1000, 2), restoreMs.map((x) => fmt(x / 1000, 2)).join(', '), fmt(median(restoreMs) / cp, 2)],
+          ['bytes written by a backup / (image allocated + RAM)', fmt(median(writtenRatio), 2), writtenRatio.map((x) => fmt(x, 2)).join(', '), ''],
+        ],
+      ),
+    );
+  } finally {
+    await workers.shutdown();
+    await w.close();
+    await temporal.stop();
+    await libvirt.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
