@@ -9,15 +9,11 @@
  *   node dist/bench/backup-e2e.js [--runs 3]
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort } from '../stack/daemon.js';
-import { ensureLibvirt } from '../stack/libvirt.js';
-import { VAR_DIR } from '../stack/paths.js';
-import { startTemporalServer } from '../stack/temporal-server.js';
 import { cli } from '../test/helpers/cli.js';
-import { createWorld } from '../test/helpers/world.js';
+import { startBenchStack } from './vm-stack.js';
 import { dropCaches, fmt, machine, median, table, timed } from './lib.js';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
@@ -31,15 +27,9 @@ function deviceBytesWritten(path: string): number {
 }
 
 async function main(): Promise<void> {
-  const dir = join(VAR_DIR, 'bench', 'backup-e2e');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(join(dir, 'logs'), { recursive: true });
-  process.env['KVM_BACKUP_TEST_DIR'] = dir;
-  const libvirt = await ensureLibvirt(join(dir, 'logs'));
-  const temporal = await startTemporalServer({ port: await freePort(), logFile: join(dir, 'logs', 'temporal.log') });
-  process.env['TEMPORAL_ADDRESS'] = temporal.address;
-  const w = await createWorld({ label: 'bench-e2e', memoryMiB: 512 });
-  const workers = await w.startWorkers();
+  const stack = await startBenchStack('backup-e2e', 512);
+  const w = stack.world;
+  const dir = stack.dir;
   const image = w.disks[0]!.path;
   const backupMs: number[] = [];
   const restoreMs: number[] = [];
@@ -95,11 +85,7 @@ async function main(): Promise<void> {
       ),
     );
   } finally {
-    await workers.shutdown();
-    await w.close();
-    await temporal.stop();
-    await libvirt.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stack.stop();
   }
 }
 

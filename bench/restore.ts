@@ -10,27 +10,17 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { freePort } from '../stack/daemon.js';
-import { ensureLibvirt } from '../stack/libvirt.js';
-import { VAR_DIR } from '../stack/paths.js';
-import { startTemporalServer } from '../stack/temporal-server.js';
 import { backupDirOf, backupNow, startRestore } from '../test/helpers/backup.js';
-import { createWorld } from '../test/helpers/world.js';
+import { startBenchStack } from './vm-stack.js';
 import { dropCaches, fmt, machine, median, table, timed } from './lib.js';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
 const runs = Number(args.runs);
 
 async function main(): Promise<void> {
-  const dir = join(VAR_DIR, 'bench', 'restore');
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(join(dir, 'logs'), { recursive: true });
-  process.env['KVM_BACKUP_TEST_DIR'] = dir;
-  const libvirt = await ensureLibvirt(join(dir, 'logs'));
-  const temporal = await startTemporalServer({ port: await freePort(), logFile: join(dir, 'logs', 'temporal.log') });
-  process.env['TEMPORAL_ADDRESS'] = temporal.address;
-  const w = await createWorld({ label: 'bench-restore', memoryMiB: 512 });
-  const workers = await w.startWorkers();
+  const stack = await startBenchStack('restore', 512);
+  const w = stack.world;
+  const dir = stack.dir;
   const requestToRunning: number[] = [];
   const productMiBs: number[] = [];
   const cpMiBs: number[] = [];
@@ -79,11 +69,7 @@ async function main(): Promise<void> {
     );
     console.log(`\nunretain / cp: ${fmt(median(productMiBs) / median(cpMiBs), 2)}×`);
   } finally {
-    await workers.shutdown();
-    await w.close();
-    await temporal.stop();
-    await libvirt.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stack.stop();
   }
 }
 
