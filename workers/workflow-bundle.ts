@@ -28,13 +28,22 @@ const quietLogger = {
   error: (m: string) => console.error(m),
 };
 
+/** This checkout's packages: also found from a workflows module outside the checkout. */
+const NODE_MODULES = fileURLToPath(new URL('../../node_modules', import.meta.url));
+
 /**
  * The workflow bundle exactly as a control worker builds it: the workflows module (default: this
- * build's, `WORKFLOWS_PATH`; another for a test that builds a changed copy) with the interceptor
- * modules. Returns the bundle's JavaScript (what `workflowBundle: { code }` and
- * KVM_BACKUP_WORKFLOW_BUNDLE take). Throws the bundler's error when a module does not resolve.
+ * build's, `WORKFLOWS_PATH`; another for a test that builds a changed copy, which may lie outside
+ * the checkout) with the interceptor modules. Returns the bundle's JavaScript (what
+ * `workflowBundle: { code }` and KVM_BACKUP_WORKFLOW_BUNDLE take). Throws the bundler's error when
+ * a module does not resolve or a workflow imports a module that workflows must not use.
  */
 export async function buildWorkflowBundle(workflowsPath: string = WORKFLOWS_PATH): Promise<string> {
-  const bundle = await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, logger: quietLogger });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath,
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
+    logger: quietLogger,
+    webpackConfigHook: (config) => ({ ...config, resolve: { ...config.resolve, modules: [...(config.resolve?.modules ?? ['node_modules']), NODE_MODULES] } }),
+  });
   return bundle.code;
 }
