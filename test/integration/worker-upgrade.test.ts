@@ -29,7 +29,9 @@ import { installRuntime } from '../../workers/runtime.js';
 import { buildWorkflowBundle } from '../../workers/workflow-bundle.js';
 import type { BackupOutcome } from '../../workflows/backup.js';
 import { bundleChangedWorkflows, replaceOnce } from '../helpers/changed-build.js';
+import { familiesOf } from '../helpers/exposition.js';
 import { addDirectoryLeaf, addDirectoryVm } from '../helpers/history-scenarios.js';
+import { SDK_WORKFLOW_TASK_FAILURE_FAMILIES } from '../helpers/sdk-metric-names.js';
 import { startStubNodeWorker, type StubNodeWorker } from '../helpers/stub-node.js';
 import { createWorld, type World } from '../helpers/world.js';
 
@@ -62,8 +64,9 @@ const builds = { current: '', patched: '', unpatched: '' };
 const running = new Set<RunningWorkers>();
 
 before(async () => {
-  // the product's Runtime before the first native connection (the SDK allows one per process)
-  await installRuntime();
+  // the product's Runtime before the first native connection (the SDK allows one per process), with
+  // the SDK's metrics: the non-determinism error is counted where the alert reads it
+  await installRuntime({ sdkMetrics: true });
   w = await createWorld({ label: 'upgrade', noVm: true });
   connection = await connectWorker(w.config.temporal);
   stub = await startStubNodeWorker(connection, w.config.temporal.namespace, { node: w.node, virtualizationRoot: w.paths.virtualizationRoot });
@@ -87,12 +90,12 @@ after(async () => {
 });
 
 /** A control worker (workflows and directory activities) running `bundle`, as `kvm-backup worker --control-only` runs it. */
-async function controlWorker(bundle: string, dormantPatches: string[] = []): Promise<RunningWorkers> {
+async function controlWorker(bundle: string, dormantPatches: string[] = [], metricsPort?: number): Promise<RunningWorkers> {
   const saved = process.env['KVM_BACKUP_WORKFLOW_BUNDLE'];
   process.env['KVM_BACKUP_WORKFLOW_BUNDLE'] = bundle;
   try {
     const config = { ...w.config, temporal: { ...w.config.temporal, dormantPatches } };
-    const r = await startWorkers(config, { node: false, control: true }, { controlQueue: w.controlQueue });
+    const r = await startWorkers(config, { node: false, control: true }, { controlQueue: w.controlQueue, ...(metricsPort === undefined ? {} : { metricsPort }) });
     running.add(r);
     return r;
   } finally {
@@ -153,6 +156,20 @@ async function finished(h: WorkflowHandle): Promise<BackupOutcome> {
   }
 }
 
+/** Scrapes a worker's endpoint until it counts a non-determinism error of backupWorkflow; that sample. */
+async function nondeterminismCounted(url: string): Promise<{ text: string; line: string; value: number }> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const text = await (await fetch(url)).text();
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith('temporal_workflow_task_execution_failed_total{') && l.includes('failure_reason="NonDeterminismError"') && l.includes('workflow_type="backupWorkflow"'));
+    if (line) return { text, line, value: Number(line.split(' ').at(-1)) };
+    assert.ok(Date.now() < deadline, `no non-determinism error counted at ${url}:\n${text.split('\n').filter((l) => l.includes('workflow_task')).join('\n')}`);
+    await sleep(250);
+  }
+}
+
 const has = (patches: string[], id: string) => patches.some((p) => p.includes(id));
 
 /** Replays a history against a bundle; resolves, or rejects with the SDK's error. */
@@ -206,7 +223,7 @@ test('without the patch, the stopped backup fails its workflow task with a non-d
   await merging.entered;
   await stop(oldBuild);
 
-  const broken = await controlWorker(builds.unpatched);
+  const broken = await controlWorker(builds.unpatched, [], 0);
   merging.release();
   let seen = await historyOf(run);
   const deadline = Date.now() + 60_000;
@@ -221,6 +238,10 @@ test('without the patch, the stopped backup fails its workflow task with a non-d
   assert.equal(seen.activities.at(-1), 'mergeBack');
   assert.equal((await run.describe()).status.name, 'RUNNING');
   await assert.rejects(replay(builds.unpatched, run), DeterminismViolationError);
+  // and the worker counts it where KvmBackupWorkflowNondeterminism (deploy/prometheus) reads it
+  const counted = await nondeterminismCounted(broken.metricsServer!.url);
+  for (const [name, type] of SDK_WORKFLOW_TASK_FAILURE_FAMILIES) assert.equal(familiesOf(counted.text).get(name), type, name);
+  assert.ok(counted.value >= 1, counted.line);
   await stop(broken);
 
   const fixed = await controlWorker(builds.patched);
