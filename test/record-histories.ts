@@ -6,12 +6,14 @@
  * test/helpers/history-scenarios.ts (or those whose name contains a filter), and writes each run's
  * history to test/histories/<workflow>/<scenario>.json(.gz). Stops what it started.
  *
- * --keep-previous: first moves the current set to test/histories/previous/<date>-<commit>/, so that
+ * Then replays what it wrote against the same build (a recording that does not replay is wrong).
+ *
+ * --keep-previous: first copies the current set to test/histories/previous/<date>-<commit>/, so that
  * the histories of the build running in the fleet stay in the replay test after re-recording
  * (docs/upgrades.md says when).
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -23,6 +25,7 @@ import { startTemporalServer, type TemporalServer } from '../stack/temporal-serv
 import { buildWorkflowBundle } from '../workers/workflow-bundle.js';
 import { currentHistoryFiles, HISTORIES_DIR, readStoredHistory, writeStoredHistory } from './helpers/history-files.js';
 import { SCENARIOS, type Recorded } from './helpers/history-scenarios.js';
+import { replayStoredHistories } from './helpers/replay.js';
 import { startStubNodeWorker } from './helpers/stub-node.js';
 import { createWorld } from './helpers/world.js';
 
@@ -42,18 +45,18 @@ async function commitOf(): Promise<string> {
   }
 }
 
-/** Moves the current set below previous/<date>-<commit of its recording>/. */
-function keepCurrentAsPrevious(): string | undefined {
-  const files = currentHistoryFiles();
-  if (files.length === 0) return undefined;
-  const first = readStoredHistory(files[0]!);
-  const label = `${first.recorded.at.slice(0, 10)}-${first.recorded.commit}`;
-  for (const f of files) {
+/** Copies the current set below previous/<date>-<commit of each file's recording>/; returns the labels. */
+function keepCurrentAsPrevious(): string[] {
+  const labels = new Set<string>();
+  for (const f of currentHistoryFiles()) {
+    const { recorded } = readStoredHistory(f);
+    const label = `${recorded.at.slice(0, 10)}-${recorded.commit}`;
     const to = join(HISTORIES_DIR, 'previous', label, relative(HISTORIES_DIR, f));
     mkdirSync(dirname(to), { recursive: true });
-    renameSync(f, to);
+    copyFileSync(f, to);
+    labels.add(label);
   }
-  return label;
+  return [...labels];
 }
 
 /** Every payload's data in a history's JSON, decoded: what a secret would hide in. */
@@ -99,8 +102,7 @@ async function main(): Promise<void> {
     }
 
     if (keepPrevious) {
-      const label = keepCurrentAsPrevious();
-      if (label) console.log(`record-histories: the previous set is kept in test/histories/previous/${label}/`);
+      for (const label of keepCurrentAsPrevious()) console.log(`record-histories: the previous set is kept in test/histories/previous/${label}/`);
     }
     const server = (await world.client.workflowService.getSystemInfo({})).serverVersion ?? 'unknown';
     const sdk = (createRequire(import.meta.url)('@temporalio/worker/package.json') as { version: string }).version;
@@ -128,6 +130,12 @@ async function main(): Promise<void> {
       );
       console.log(`record-histories: ${relative(PROJECT_ROOT, written.path)}: ${written.events} events, ${written.bytes} bytes`);
     }
+    // what was written replays against the build that wrote it (else the recording itself is wrong)
+    const written = recorded.map((r) => readStoredHistory(currentHistoryFiles().find((f) => relative(HISTORIES_DIR, f).startsWith(`${r.file}.json`))!));
+    const failures = await replayStoredHistories(readFileSync(bundlePath, 'utf8'), written);
+    for (const [name, e] of failures) console.error(`record-histories: ${name} does not replay: ${e.message}`);
+    if (failures.size) throw new Error(`${failures.size} recorded histories do not replay`);
+    console.log(`record-histories: the ${written.length} histories replay against this build`);
     rmSync(dir, { recursive: true, force: true });
   } catch (e) {
     console.error(`record-histories: failed; files and logs kept in ${dir}`);
