@@ -6,7 +6,7 @@
  * A file is the run's facts and its history in Temporal's JSON form (`historyToJSON`, the form
  * `temporal workflow show --output json` prints), one event per line (`zcat … | less` reads it),
  * gzipped: as JSON the set is about 900 KB (each event ~750 bytes: base64 payloads, times, worker
- * metadata), gzipped about 150 KB; and since every recording changes names, times and IDs in every
+ * metadata), gzipped about 120 KB; and since every recording changes names, times and IDs in every
  * event, a text diff of a re-recording would show nothing worth reading anyway. The reader also
  * takes plain `.json` (a history added by hand).
  */
