@@ -17,6 +17,7 @@
 import { ConfigError } from './config-error.js';
 import { Code } from './exit-codes.js';
 import { Secret } from './secret.js';
+import { parseDormantPatches } from './workflow-patches.js';
 
 /** A PEM as a file path or as the data itself (the two ways Temporal's configuration gives one). */
 export type PemSource = { path: string } | { data: Secret };
@@ -77,6 +78,8 @@ export interface TemporalSettings {
   apiKey?: Secret;
   /** Base URL of the Temporal Web UI for links in notifications ([Temporal] UI_URL), no trailing slash. */
   uiUrl?: string;
+  /** Workflow patches this worker leaves untaken in runs that reach them ([Temporal] DORMANT_PATCHES; docs/upgrades.md). */
+  dormantPatches: string[];
   /** Where each part came from ("environment", "[Temporal]", "profile default of /…/temporal.toml", "default"). */
   origins: { address: string; namespace: string; tls: string; apiKey: string };
 }
@@ -177,6 +180,7 @@ export function resolveTemporalSettings(
     address: address[0],
     namespace: namespace[0],
     controlTaskQueue: ini['CONTROL_TASK_QUEUE'] || o.defaultControlTaskQueue,
+    dormantPatches: parseDormantPatches(ini['DORMANT_PATCHES']),
     ...(tlsOn
       ? {
           tls: {

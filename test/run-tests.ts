@@ -12,13 +12,12 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { Virsh } from '../adapters/host/virsh.js';
 import { freePort, stopTrackedPids } from '../stack/daemon.js';
 import { ensureLibvirt, LIBVIRT_URI, type Libvirt } from '../stack/libvirt.js';
 import { VAR_DIR } from '../stack/paths.js';
 import { startTemporalServer, type TemporalServer } from '../stack/temporal-server.js';
-import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../workers/workflow-bundle.js';
+import { buildWorkflowBundle } from '../workers/workflow-bundle.js';
 import { loopDevicesBelow } from './helpers/host-probes.js';
 import { TEST_DOMAIN_PREFIX } from './helpers/names.js';
 
@@ -100,9 +99,8 @@ async function main(): Promise<number> {
       startTemporalServer({ port: await freePort(), logFile: join(runDir, 'logs', 'temporal.log') }),
       ensureLibvirt(join(runDir, 'logs')),
     ]);
-    const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES, logger: quietLogger });
     const bundlePath = join(runDir, 'workflow-bundle.js');
-    writeFileSync(bundlePath, bundle.code);
+    writeFileSync(bundlePath, await buildWorkflowBundle());
     console.log(
       `run-tests: Temporal ${temporal.address} (pid ${temporal.pid}), libvirt ${libvirt.owned ? 'started here' : 'already running'}, ` +
         `ready in ${Date.now() - started} ms; ${files.length} test files`,
@@ -133,15 +131,6 @@ async function main(): Promise<number> {
     if (!stopping) await stopAll();
   }
 }
-
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (m: string) => console.warn(m),
-  error: (m: string) => console.error(m),
-};
 
 main().then(
   // on a signal, the cleanup ends the process (domains destroyed first), not the tests' exit

@@ -5,6 +5,7 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createControlActivities, type ControlDeps } from '../activities/control/index.js';
 import { CONTROL_TASK_QUEUE } from '../core/naming.js';
+import { patchActivation } from '../core/workflow-patches.js';
 import type { WorkerObservation } from './observability.js';
 import { workflowSource } from './workflow-bundle.js';
 
@@ -15,9 +16,12 @@ export interface ControlWorkerOptions {
   taskQueue?: string;
   /** Interceptors and the outcome sink for logs and metrics (observability.ts). */
   observation?: WorkerObservation;
+  /** Workflow patches left untaken in runs that reach them here ([Temporal] DORMANT_PATCHES, docs/upgrades.md). */
+  dormantPatches?: readonly string[];
 }
 
 export async function createControlWorker(o: ControlWorkerOptions): Promise<Worker> {
+  const decide = patchActivation(o.dormantPatches ?? []);
   return Worker.create({
     connection: o.connection,
     namespace: o.namespace,
@@ -26,6 +30,7 @@ export async function createControlWorker(o: ControlWorkerOptions): Promise<Work
     activities: createControlActivities(o.deps),
     shutdownGraceTime: '5 seconds',
     identity: `control-worker/${process.pid}`,
+    ...(decide ? { patchActivationCallback: decide } : {}),
     ...o.observation,
   });
 }

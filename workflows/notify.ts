@@ -13,8 +13,9 @@ import type { ControlActivities } from '../activities/control/index.js';
 import { messageOf, NOTIFY_RETRY } from '../core/failures.js';
 import { codeName, type FailureNotice } from '../core/notification.js';
 import { SA } from '../core/search-attributes.js';
+import { WORKFLOW_PATCHES } from '../core/workflow-patches.js';
 
-export const NOTIFY_PATCH = 'kvm-backup-failure-notification';
+export const NOTIFY_PATCH = WORKFLOW_PATCHES.failureNotification.id;
 
 /** One activity per workflow run, under a fixed ID: the history keeps it from being scheduled twice. */
 const notifier = proxyActivities<ControlActivities>({ activityId: 'notify-failure', startToCloseTimeout: '2 minutes', retry: NOTIFY_RETRY });

@@ -29,3 +29,10 @@ export const SDK_METRIC_FAMILIES: ReadonlyMap<string, 'counter' | 'gauge' | 'his
   ['temporal_workflow_task_replay_latency_seconds', 'histogram'],
   ['temporal_workflow_task_schedule_to_start_latency_seconds', 'histogram'],
 ]);
+
+/**
+ * Families that appear only once a workflow task has failed: test/integration/worker-upgrade.test.ts
+ * makes one fail with a non-determinism error and checks the control worker serves them, with the
+ * `failure_reason="NonDeterminismError"` label the alert KvmBackupWorkflowNondeterminism reads.
+ */
+export const SDK_WORKFLOW_TASK_FAILURE_FAMILIES: ReadonlyMap<string, 'counter'> = new Map([['temporal_workflow_task_execution_failed_total', 'counter']]);

@@ -1,7 +1,8 @@
 /**
  * The shipped alert rules and Grafana dashboard name only metrics the workers serve: the product's
  * and the process's from the real WorkerMetrics registry, the Temporal SDK's from the list a real
- * scrape confirms (test/helpers/sdk-metric-names.ts, checked by observability-endpoint.test.ts).
+ * scrape confirms (test/helpers/sdk-metric-names.ts, checked by observability-endpoint.test.ts and,
+ * for a failed workflow task's, by worker-upgrade.test.ts).
  * promtool checks the rules file and runs its unit tests (kvm-backup.rules.test.yml).
  */
 import assert from 'node:assert/strict';
@@ -13,13 +14,13 @@ import { familiesOf, sampleNamesOf } from '../helpers/exposition.js';
 import {
   dashboardQueries, metricNamesOf, promtool, PROMETHEUS_SERIES, ruleExpressions, RULES_FILE, RULES_TEST_FILE, type Query,
 } from '../helpers/monitoring-files.js';
-import { SDK_METRIC_FAMILIES } from '../helpers/sdk-metric-names.js';
+import { SDK_METRIC_FAMILIES, SDK_WORKFLOW_TASK_FAILURE_FAMILIES } from '../helpers/sdk-metric-names.js';
 
 async function servedNames(): Promise<Set<string>> {
   const m = new WorkerMetrics();
   m.registry.collectProcessMetrics();
   const names = sampleNamesOf(familiesOf(await m.render()));
-  for (const n of sampleNamesOf(new Map(SDK_METRIC_FAMILIES))) names.add(n);
+  for (const n of sampleNamesOf(new Map([...SDK_METRIC_FAMILIES, ...SDK_WORKFLOW_TASK_FAILURE_FAMILIES]))) names.add(n);
   for (const n of PROMETHEUS_SERIES) names.add(n);
   return names;
 }
