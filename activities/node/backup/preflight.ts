@@ -165,6 +165,15 @@ export function createPreflight(deps: NodeDeps) {
     return 'ramdisk';
   }
 
+  /** The VM's files outside its disks a backup keeps: its UEFI variable store, its emulated TPM's state directory. */
+  function firmwareOf(xml: string): PreparedBackup['firmware'] {
+    const info = domainInfo(xml);
+    return {
+      ...(info.firmware.nvram ? { nvram: info.firmware.nvram.path } : {}),
+      ...(info.tpms.some((t) => t.backendType === 'emulator') && info.uuid ? { tpmStateDir: joinPath(SWTPM_STATE_ROOT, info.uuid) } : {}),
+    };
+  }
+
   /** libvirt's domstate word as the run state a backup keeps (in shutdown, crashed, …: as shut off). */
   function runStateOf(state: string): RunState {
     return state === 'running' || state === 'paused' ? state : 'shut off';
@@ -179,25 +188,25 @@ export function createPreflight(deps: NodeDeps) {
     async preflight(ctx: BackupContext, method?: SnapshotMethod, purpose: BackupStep = 'snapshot'): Promise<PreparedBackup> {
       const p = plan(ctx, method ?? deps.defaultMethod);
       await placeRetain(p);
-      let xml: string;
-      let state: string;
-      let persistent: boolean;
-      try {
-        xml = await virsh.dumpXml(p.vm);
-        state = (await virsh.state(p.vm)).state;
-        persistent = await virsh.isPersistent(p.vm);
-      } catch (e) {
-        if (e instanceof DomainNotFoundError) throw failure(Code.CANNOT_FIND_MACHINE, `VM ${p.vm} is not defined in libvirt on node ${p.node}`);
-        throw e;
-      }
-      const all = domainDisks(xml);
-      const xmlDisks = all.filter((d) => d.device === 'disk');
-      const untouched = all.filter((d) => d.device !== 'disk').map((d) => d.target);
-      compareDisks(p, xmlDisks);
-      refuseUnsupported(p.vm, xmlDisks);
-      const warnings: string[] = [];
+      // a later step of a backup done step by step reads what its snapshot step found
       const facts = purpose === 'snapshot' ? undefined : await files.readJson<BackupFacts | undefined>(joinPath(p.retainDir, p.files.facts), undefined);
-      let runState = runStateOf(state);
+      let domain: { xml: string; state: string; persistent: boolean } | undefined;
+      try {
+        domain = { xml: await virsh.dumpXml(p.vm), state: (await virsh.state(p.vm)).state, persistent: await virsh.isPersistent(p.vm) };
+      } catch (e) {
+        if (!(e instanceof DomainNotFoundError)) throw e;
+        // a transient VM stopped after its snapshot step has no domain left: its overlays still go into its images
+        if (!facts) throw failure(Code.CANNOT_FIND_MACHINE, `VM ${p.vm} is not defined in libvirt on node ${p.node}`);
+      }
+      const all = domain ? domainDisks(domain.xml) : [];
+      const xmlDisks = all.filter((d) => d.device === 'disk');
+      if (domain) {
+        compareDisks(p, xmlDisks);
+        refuseUnsupported(p.vm, xmlDisks);
+      }
+      const warnings: string[] = [];
+      let runState = runStateOf(domain?.state ?? 'shut off');
+      let persistent = domain?.persistent ?? false;
       if (facts) {
         // what the snapshot step found, before it changed anything
         runState = facts.runState;
@@ -219,16 +228,20 @@ export function createPreflight(deps: NodeDeps) {
         p.method = 'classic';
         warnings.push(`${p.vm} is paused: snapshotted with the classic method, which keeps it paused`);
       }
-      const info = domainInfo(xml);
-      const firmware: PreparedBackup['firmware'] = {
-        ...(info.firmware.nvram ? { nvram: info.firmware.nvram.path } : {}),
-        ...(info.tpms.some((t) => t.backendType === 'emulator') && info.uuid ? { tpmStateDir: joinPath(SWTPM_STATE_ROOT, info.uuid) } : {}),
+      const prepared = {
+        plan: p,
+        active,
+        runState,
+        persistent,
+        memoryKiB: active && domain ? await virsh.maxMemoryKiB(p.vm) : 0,
+        untouched: all.filter((d) => d.device !== 'disk').map((d) => d.target),
+        firmware: domain ? firmwareOf(domain.xml) : { ...(facts?.firmware.nvram ? { nvram: facts.firmware.nvram.path } : {}), ...(facts?.firmware.tpm ? { tpmStateDir: facts.firmware.tpm.dir } : {}) },
+        warnings,
       };
-      const memoryKiB = active ? await virsh.maxMemoryKiB(p.vm) : 0;
-      const prepared = { plan: p, active, runState, persistent, memoryKiB, untouched, firmware, warnings };
       if (purpose !== 'snapshot') {
         return { ...prepared, staging: (await files.exists(p.stagingStateFile)) ? 'ramdisk' : 'retain' };
       }
+      const { memoryKiB } = prepared;
       await checkSpace(p, memoryKiB);
       const staging = await chooseStaging(p, active, memoryKiB, warnings);
       return { ...prepared, staging };
