@@ -158,11 +158,19 @@ export function sshArguments(repo: ResticRepository, s: Pick<ResticSettings, 'ss
   ];
 }
 
+/**
+ * A value for restic's `-o` flag: that flag is a list that restic's flag parser (pflag) reads as one
+ * CSV record, so the whole `key=value` is one CSV field in double quotes, its quotes doubled.
+ */
+export function optionValue(keyValue: string): string {
+  return `"${keyValue.replace(/"/g, '""')}"`;
+}
+
 /** `--repo …` (and for SFTP the `-o sftp.command=…` that starts ssh as sshArguments says). */
 export function repositoryArguments(repo: ResticRepository, s: ResticSettings): string[] {
   if (repo.transport === 'local') return ['--repo', repo.path];
   // with sftp.command set, restic takes only the path from the repository string
-  return ['--repo', `sftp:${repo.host!.includes(':') ? `[${repo.host}]` : repo.host}:${repo.path}`, '-o', `sftp.command=${sftpCommand(sshArguments(repo, s))}`];
+  return ['--repo', `sftp:${repo.host!.includes(':') ? `[${repo.host}]` : repo.host}:${repo.path}`, '-o', optionValue(`sftp.command=${sftpCommand(sshArguments(repo, s))}`)];
 }
 
 // ---- failures --------------------------------------------------------------------------------

@@ -107,7 +107,9 @@ test('SFTP: ssh is started from an argument array restic splits back unchanged; 
   const r = repositoryArguments(repo, { ...settings, ...s });
   assert.equal(r[1], "sftp:store-1.example.org:/srv/repo with space/and 'quote'");
   assert.equal(r[2], '-o');
-  assert.deepEqual(resticSplit(r[3]!.slice('sftp.command='.length)), args);
+  // one CSV field (pflag's list flags), then restic's splitter
+  assert.match(r[3]!, /^"sftp\.command=""ssh"" .*""sftp"""$/);
+  assert.deepEqual(resticSplit(r[3]!.slice(1, -1).replace(/""/g, '"').slice('sftp.command='.length)), args);
   for (const bad of ['', 'a"b', 'a\\b', 'a\nb']) assert.throws(() => sftpCommand(['ssh', bad]), /cannot pass/);
   assert.deepEqual(repositoryArguments({ uri: 'u', transport: 'local', path: '/var/backup/repo' }, settings), ['--repo', '/var/backup/repo']);
 });
