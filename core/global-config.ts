@@ -257,7 +257,9 @@ function resticSettings(b: Record<string, string>): ResticSettings {
   }
   const binary = b['RESTIC_BINARY'] || 'restic';
   if (!/^[^\s]+$/.test(binary)) throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] RESTIC_BINARY "${binary}" is not a program name or path`);
-  const out: ResticSettings = { binary, verifyReadData: readData };
+  const limit = b['RESTIC_LIMIT_KIB'] || '0';
+  if (!/^\d{1,9}$/.test(limit)) throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] RESTIC_LIMIT_KIB "${limit}" is not a number of KiB/s`);
+  const out: ResticSettings = { binary, verifyReadData: readData, limitKiB: Number(limit) };
   const set = (k: keyof ResticSettings, key: string) => {
     const v = path(key);
     if (v !== undefined) (out as unknown as Record<string, string>)[k] = v;

@@ -26,6 +26,8 @@ export interface ResticSettings {
   sshKnownHostsFile?: string;
   /** restic's cache directory ([Backup] RESTIC_CACHE_DIR); absent = restic's default (~/.cache/restic). */
   cacheDir?: string;
+  /** KiB/s restic may send to and read from the repository ([Backup] RESTIC_LIMIT_KIB), 0 = no limit: off-site links. */
+  limitKiB: number;
   /** `verify`: the share of the snapshot's data `restic check` reads back, e.g. `100%` or `10%` ([Backup] RESTIC_VERIFY_READ_DATA). */
   verifyReadData: string;
 }

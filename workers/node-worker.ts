@@ -54,7 +54,7 @@ export function nodeDeps(o: {
     images: new Images(),
     files: new Files(),
     copy: copyFile,
-    restic: new Restic(o.restic ?? { binary: 'restic', verifyReadData: '100%' }),
+    restic: new Restic(o.restic ?? { binary: 'restic', verifyReadData: '100%', limitKiB: 0 }),
     libvirtUri,
     virtualizationRoot: o.virtualizationRoot,
     defaultMethod: o.defaultMethod,

@@ -64,6 +64,12 @@ function childEnvironment(cacheDir?: string): Record<string, string> {
 export class Restic {
   constructor(readonly settings: ResticSettings) {}
 
+  /** The bandwidth limit of the INI, both ways. */
+  private limits(): string[] {
+    const kib = this.settings.limitKiB;
+    return kib > 0 ? ['--limit-upload', String(kib), '--limit-download', String(kib)] : [];
+  }
+
   /** `--password-file` after checking the file is there and readable (2 otherwise, like every unreadable secret file). */
   private async passwordArguments(): Promise<string[]> {
     const file = this.settings.passwordFile;
@@ -77,7 +83,7 @@ export class Restic {
   }
 
   private async once(repo: ResticRepository, args: string[], o: RunOptions): Promise<string> {
-    const argv = [...repositoryArguments(repo, this.settings), ...(await this.passwordArguments()), '--json', ...(this.settings.cacheDir ? ['--cache-dir', this.settings.cacheDir] : []), ...args];
+    const argv = [...repositoryArguments(repo, this.settings), ...(await this.passwordArguments()), '--json', ...(this.settings.cacheDir ? ['--cache-dir', this.settings.cacheDir] : []), ...this.limits(), ...args];
     const [cmd, full] = guarded(this.settings.binary, argv, o.idleIo);
     const child = execa(cmd, full, {
       extendEnv: false,
@@ -179,6 +185,12 @@ export class Restic {
       },
     });
     return result;
+  }
+
+  /** The paths of the files in a snapshot (`restic ls --json`), e.g. `/vm.xml.<ou>`. */
+  async list(repo: ResticRepository, snapshot: string): Promise<string[]> {
+    const out = jsonLines(await this.command(repo, ['ls', snapshot], {}));
+    return out.filter((l) => l['message_type'] === 'node' && l['type'] === 'file').map((l) => String(l['path']));
   }
 
   /** `restic forget <ids>` (no prune: prune() frees the space). */

@@ -12,7 +12,7 @@ import { iterationDirs } from '../../core/layout.js';
 import { NamingError } from '../../core/naming.js';
 import { repositoryArguments, resticMessage, resticProblem, resticProblemCode, sftpCommand, sshArguments, snapshotTags, statusOf, tagValue } from '../../core/restic.js';
 
-const settings = { binary: 'restic', passwordFile: '/etc/kvm-backup/restic.password', verifyReadData: '100%' };
+const settings = { binary: 'restic', passwordFile: '/etc/kvm-backup/restic.password', verifyReadData: '100%', limitKiB: 0 };
 
 test('file:// stays the plain layout; restic:// and restic+sftp:// name repositories', () => {
   assert.deepEqual(parseBackupRoot('file:///var/backup/virtualization'), { kind: 'plain', path: '/var/backup/virtualization' });
