@@ -20,6 +20,7 @@ import { backupCommand } from './commands/backup.js';
 import { configShowCommand } from './commands/config-show.js';
 import { doctorCommand } from './commands/doctor.js';
 import { listCommand } from './commands/list.js';
+import { repositoryCommand } from './commands/repository.js';
 import { restoreCommand } from './commands/restore.js';
 import { statusCommand } from './commands/status.js';
 import { verifyCommand } from './commands/verify.js';
@@ -121,6 +122,15 @@ const commands: Record<string, Command> = {
     async run(v, args) {
       if (args[0] !== 'show' || args.length !== 2) throw new CliError(2, 'usage: kvm-backup config show <vm>');
       return withContext(v, (ctx) => configShowCommand(ctx, args[1]!));
+    },
+  },
+  repository: {
+    summary: 'repository init|check <uri>: create a restic repository for a backup root, or check it (docs/repository.md)',
+    usage: 'kvm-backup repository init|check <restic:///path | restic+sftp://user@host:port/path> [--config FILE] [--json]',
+    options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
+    async run(v, args) {
+      if (args.length !== 2 || !['init', 'check'].includes(args[0]!)) throw new CliError(2, 'usage: kvm-backup repository init|check <uri>');
+      return withContext(v, (ctx) => repositoryCommand(ctx, args[0]!, args[1]!));
     },
   },
   doctor: {

@@ -4,6 +4,7 @@
  * compensation) finds the same files. Pure: the workflow and the node activities both use it.
  */
 import type { ResolvedBackupConfiguration } from './backup-config.js';
+import type { ResticRepository } from './backup-root.js';
 import type { SnapshotMethod } from './global-config.js';
 import { diskNames, iterationDirs, iterationFiles, overlayPath, stagingStatePath, type IterationFiles } from './layout.js';
 import { joinPath, ramDiskPath, type LeafRef } from './naming.js';
@@ -71,6 +72,8 @@ export interface BackupPlan {
   backupDir: string;
   /** `<backupRoot>/<dir of first disk>/<vm>`: the iterations of this VM, for rotation. */
   backupVmDir: string;
+  /** The restic repository the backup root names (docs/repository.md); absent for the plain layout. */
+  repository?: ResticRepository;
   /** RAM disk directory as configured (preflight decides whether it is usable). */
   ramDisk: string;
   /** State file on the RAM disk (or in the retain dir when the RAM disk is not usable). */

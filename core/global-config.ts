@@ -14,6 +14,7 @@ import { parseIni, type IniSections } from './ini.js';
 import { isSyslogTag, LOG_FORMATS, type LogFormat } from './log-format.js';
 import { CONTROL_TASK_QUEUE } from './naming.js';
 import { parseNotifySettings, type NotifySettings } from './notify-settings.js';
+import type { ResticSettings } from './restic.js';
 import { Secret, secretSetting } from './secret.js';
 import { resolveTemporalSettings, type TemporalProfileLoader, type TemporalSettings } from './temporal-settings.js';
 
@@ -54,6 +55,8 @@ export interface GlobalConfig {
     copyBandwidthMiB: number;
     /** Target guest pause of a live snapshot in ms ([Backup] LIVE_MAX_DOWNTIME_MS, default 20). */
     liveMaxDowntimeMs: number;
+    /** How restic runs for backup roots that are repositories ([Backup] RESTIC_*, docs/repository.md). */
+    restic: ResticSettings;
   };
   /**
    * Where Temporal is and how to reach it: [Temporal] ADDRESS, NAMESPACE, TLS keys, API key, UI_URL,
@@ -217,6 +220,7 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       snapshotMethod: method,
       copyBandwidthMiB: Number(copyBandwidth),
       liveMaxDowntimeMs: Number(maxDowntime),
+      restic: resticSettings(sections['Backup'] ?? {}),
     },
     temporal: resolveTemporalSettings(t, {
       ...(sources.temporalProfiles
@@ -234,6 +238,37 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
     metrics,
     notify: parseNotifySettings(sections, { env: sources.env, readSecretFile: sources.readSecretFile, environment }),
   };
+}
+
+/**
+ * [Backup] RESTIC_* (docs/configuration.md): file settings must be absolute paths; the password is
+ * only named here (restic reads the file), so it never passes through this process's memory or logs.
+ */
+function resticSettings(b: Record<string, string>): ResticSettings {
+  const path = (key: string): string | undefined => {
+    const v = b[key];
+    if (v === undefined || v === '') return undefined;
+    if (!v.startsWith('/')) throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] ${key} "${v}" is not an absolute path`);
+    return v;
+  };
+  const readData = b['RESTIC_VERIFY_READ_DATA'] || '100%';
+  if (!/^(100|[1-9]?\d(\.\d{1,3})?)%$/.test(readData) || readData === '0%') {
+    throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] RESTIC_VERIFY_READ_DATA "${readData}" is not a share between 0% and 100%`);
+  }
+  const binary = b['RESTIC_BINARY'] || 'restic';
+  if (!/^[^\s]+$/.test(binary)) throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] RESTIC_BINARY "${binary}" is not a program name or path`);
+  const limit = b['RESTIC_LIMIT_KIB'] || '0';
+  if (!/^\d{1,9}$/.test(limit)) throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] RESTIC_LIMIT_KIB "${limit}" is not a number of KiB/s`);
+  const out: ResticSettings = { binary, verifyReadData: readData, limitKiB: Number(limit) };
+  const set = (k: keyof ResticSettings, key: string) => {
+    const v = path(key);
+    if (v !== undefined) (out as unknown as Record<string, string>)[k] = v;
+  };
+  set('passwordFile', 'RESTIC_PASSWORD_FILE');
+  set('sshIdentityFile', 'RESTIC_SSH_IDENTITY_FILE');
+  set('sshKnownHostsFile', 'RESTIC_SSH_KNOWN_HOSTS');
+  set('cacheDir', 'RESTIC_CACHE_DIR');
+  return out;
 }
 
 /** [Metrics] PORT (absent or 0: no endpoint) and ADDRESS (default all interfaces). */

@@ -8,6 +8,7 @@
  *
  * Pure: paths are computed here, read and written by the host adapters.
  */
+import { parseBackupRoot, type ResticRepository } from './backup-root.js';
 import { Code } from './exit-codes.js';
 import {
   assertLeafOu, assertVmName, basename, dirname, fileUriToPath, isInside, joinPath, NamingError, normalizePath,
@@ -126,6 +127,12 @@ export interface IterationDirs {
   retainDir: string;
   /** `<backupRoot>/<dir of first disk>/<vm>`: the iterations of this VM, for rotation. */
   backupVmDir: string;
+  /**
+   * Set when the backup root is a restic repository (core/backup-root.ts): the iteration is then the
+   * snapshot tagged with the VM and the ou, and backupRoot, backupDir and backupVmDir only describe
+   * it in messages (`<uri> vm=<vm> ou=<ou>`); no step treats them as paths.
+   */
+  repository?: ResticRepository;
 }
 
 /**
@@ -144,10 +151,23 @@ export function iterationDirs(o: {
   noDiskCode?: number;
 }): IterationDirs {
   const uriCode = o.uriCode ?? Code.UNSUPPORTED_CONFIGURATION_PARAMETER;
-  const backupRoot = fileUriToPath(o.rootDirectoryUri, 'sstBackupRootDirectory', uriCode);
+  const root = parseBackupRoot(o.rootDirectoryUri, 'sstBackupRootDirectory', uriCode);
   const retainRoot = fileUriToPath(o.retainDirectoryUri, 'sstBackupRetainDirectory', uriCode);
   if (o.disks.length === 0) throw new NamingError(o.noDiskCode ?? Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `VM ${o.vm} has no disk in the directory`);
   const intermediate = intermediatePath(o.disks[0]!.path, o.vm, o.ou, o.virtualizationRoot);
+  if (root.kind === 'repository') {
+    const { uri } = root.repository;
+    return {
+      backupRoot: uri,
+      retainRoot,
+      intermediate,
+      backupDir: `${uri} vm=${o.vm} ou=${o.ou}`,
+      retainDir: iterationDirectory(retainRoot, intermediate),
+      backupVmDir: `${uri} vm=${o.vm}`,
+      repository: root.repository,
+    };
+  }
+  const backupRoot = root.path;
   const backupDir = iterationDirectory(backupRoot, intermediate);
   return {
     backupRoot,
@@ -173,6 +193,28 @@ export function relocatedIteration(dirs: IterationDirs, foundBackupDir: string):
  */
 export function stagingDirectory(backupVmDir: string, ou: string): string {
   return joinPath(backupVmDir, `.${assertLeafOu(ou)}.partial`);
+}
+
+/**
+ * Inside a backup's retain iteration: the iteration's files under their backup names (`<file>.<ou>`,
+ * hard links, no byte copied) and the manifest, as `restic backup` stores them at the root of the
+ * snapshot, so a restore from the repository gets the files of a plain iteration.
+ */
+export function snapshotViewDirectory(retainDir: string, ou: string): string {
+  return joinPath(retainDir, `.snapshot-${assertLeafOu(ou)}`);
+}
+
+/**
+ * A repository iteration has no directory of its own: `verify` restores it into this scratch
+ * directory below the retain root to check it, and removes it again.
+ */
+export function verifyScratchDirectory(retainRoot: string, intermediate: string): string {
+  return iterationDirectory(joinPath(retainRoot, '.kvm-backup-verify'), intermediate);
+}
+
+/** Where `verify` keeps the record of a repository iteration (the plain layout keeps it in the iteration). */
+export function repositoryVerifyRecord(retainRoot: string, vm: string, ou: string): string {
+  return joinPath(retainRoot, '.kvm-backup-verified', `${assertVmName(vm)}.${assertLeafOu(ou)}.json`);
 }
 
 /** The names of an iteration's files other than its disk images. */

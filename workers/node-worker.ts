@@ -7,8 +7,10 @@ import { createNodeActivities, type NodeDeps } from '../activities/node/index.js
 import { copyFile } from '../adapters/host/copy.js';
 import { Files } from '../adapters/host/files.js';
 import { Images } from '../adapters/host/images.js';
+import { Restic } from '../adapters/host/restic.js';
 import { Virsh } from '../adapters/host/virsh.js';
 import { nodeTaskQueue } from '../core/naming.js';
+import type { ResticSettings } from '../core/restic.js';
 import type { WorkerObservation } from './observability.js';
 
 export interface NodeWorkerOptions {
@@ -42,6 +44,8 @@ export function nodeDeps(o: {
   defaultMethod: NodeDeps['defaultMethod'];
   copyRateMiB: number;
   liveMaxDowntimeMs: number;
+  /** [Backup] RESTIC_* (default: `restic` on PATH, no password file: a repository root then fails 2). */
+  restic?: ResticSettings;
 }): NodeDeps {
   const libvirtUri = o.libvirtUri ?? 'qemu:///system';
   return {
@@ -50,6 +54,7 @@ export function nodeDeps(o: {
     images: new Images(),
     files: new Files(),
     copy: copyFile,
+    restic: new Restic(o.restic ?? { binary: 'restic', verifyReadData: '100%', limitKiB: 0 }),
     libvirtUri,
     virtualizationRoot: o.virtualizationRoot,
     defaultMethod: o.defaultMethod,

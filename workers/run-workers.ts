@@ -76,6 +76,7 @@ export async function startWorkers(
           defaultMethod: config.backup.snapshotMethod,
           copyRateMiB: config.backup.copyBandwidthMiB,
           liveMaxDowntimeMs: config.backup.liveMaxDowntimeMs,
+          restic: config.backup.restic,
         })),
       }),
     );

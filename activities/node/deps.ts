@@ -3,6 +3,7 @@ import type { SnapshotMethod } from '../../core/global-config.js';
 import type { CopyFn } from '../../adapters/host/copy.js';
 import type { Files } from '../../adapters/host/files.js';
 import type { Images } from '../../adapters/host/images.js';
+import type { Restic } from '../../adapters/host/restic.js';
 import type { Virsh } from '../../adapters/host/virsh.js';
 
 export interface NodeDeps {
@@ -12,6 +13,8 @@ export interface NodeDeps {
   images: Images;
   files: Files;
   copy: CopyFn;
+  /** restic, for backup roots that are repositories (docs/repository.md). */
+  restic: Restic;
   /** libvirt URI, for the QEMU event watcher. */
   libvirtUri: string;
   /** [Backup] VIRTUALIZATION_ROOT of this node. */

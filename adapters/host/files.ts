@@ -5,7 +5,7 @@
  * and removals, hashing. Errors that the steps report carry the product's exit codes.
  */
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
+import { access, chmod, link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Ownership } from '../../core/backup-plan.js';
 import { Code } from '../../core/exit-codes.js';
@@ -60,6 +60,12 @@ export class Files {
 
   async rename(from: string, to: string): Promise<void> {
     await rename(from, to);
+  }
+
+  /** A second name for a file (a hard link: no byte copied); an existing `to` is replaced. */
+  async link(from: string, to: string): Promise<void> {
+    await rm(to, { force: true });
+    await link(from, to);
   }
 
   /** Apparent size in bytes, or undefined when the file is missing. */

@@ -14,6 +14,9 @@ import { fileUriToPath, nodeTaskQueue, ramDiskPath } from '../../core/naming.js'
 import { SEARCH_ATTRIBUTE_TYPES } from '../../core/search-attributes.js';
 import { describeTemporal } from '../../core/temporal-settings.js';
 import { TemporalConnectionError } from '../../adapters/temporal/connection.js';
+import { Restic, ResticError } from '../../adapters/host/restic.js';
+import { isRepositoryUri, parseBackupRoot } from '../../core/backup-root.js';
+import { PRODUCT_TAG, RESTIC_PROBLEM_TEXT, RESTIC_VERSION, resticProblemCode } from '../../core/restic.js';
 import type { CliContext } from '../cli-context.js';
 
 export interface Check {
@@ -39,6 +42,27 @@ async function directoryCheck(name: string, path: string, missingCode: number): 
     return { check: name, result: 'ok', detail: `${path}: ${await freeSpace(path)}` };
   } catch (e) {
     return { check: name, result: 'fail', detail: `${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : (e as Error).message}`, code: missingCode };
+  }
+}
+
+/** A restic repository as backup root: the pinned restic, and the repository opening with this node's password (docs/repository.md). */
+async function repositoryCheck(ctx: CliContext, uri: string): Promise<Check> {
+  const root = parseBackupRoot(uri);
+  if (root.kind !== 'repository') throw new Error(`${uri} is not a repository URI`);
+  const restic = new Restic(ctx.config.backup.restic);
+  let version: string;
+  try {
+    version = await restic.version();
+  } catch (e) {
+    return { check: 'backup root', result: 'fail', detail: `restic (${ctx.config.backup.restic.binary}) does not run: ${messageOf(e)}; scripts/install-restic.sh builds ${RESTIC_VERSION}`, code: Code.UNDEFINED_ERROR };
+  }
+  try {
+    const snapshots = await restic.snapshots(root.repository, [PRODUCT_TAG]);
+    const pinned = version.includes(` ${RESTIC_VERSION} `) ? '' : ` (the product is tested with ${RESTIC_VERSION})`;
+    return { check: 'backup root', result: pinned ? 'warn' : 'ok', detail: `${uri}: repository opens, ${snapshots.length} snapshots of kvm-backup; ${version.split(' compiled')[0]}${pinned}` };
+  } catch (e) {
+    if (e instanceof ResticError) return { check: 'backup root', result: 'fail', detail: `${uri}: ${RESTIC_PROBLEM_TEXT[e.problem]}: ${e.message}`, code: resticProblemCode(e.problem, Code.BACKUP_ROOT_DIRECTORY_DOES_NOT_EXIST) };
+    return { check: 'backup root', result: 'fail', detail: `${uri}: ${messageOf(e)}`, code: codeOf(e) };
   }
 }
 
@@ -111,7 +135,8 @@ export async function runChecks(ctx: CliContext): Promise<Check[]> {
       ['retain root', cloud.retainDirectory, Code.RETAIN_ROOT_DIRECTORY_DOES_NOT_EXIST],
     ] as const) {
       try {
-        add(await directoryCheck(name, fileUriToPath(uri, name), code));
+        if (name === 'backup root' && isRepositoryUri(uri)) add(await repositoryCheck(ctx, uri));
+        else add(await directoryCheck(name, fileUriToPath(uri, name), code));
       } catch (e) {
         add({ check: name, result: 'fail', detail: messageOf(e), code: codeOf(e) });
       }

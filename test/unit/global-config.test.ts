@@ -114,3 +114,15 @@ test('metrics: no endpoint unless [Metrics] PORT is set; ADDRESS defaults to eve
     assert.throws(() => parseGlobalConfig(`${SEED}\n[Metrics]\n${bad}\n`, noFiles), (e: ConfigError) => e.code === 39, bad);
   }
 });
+
+test('[Backup] RESTIC_*: defaults, paths only (the password stays in its file), bad values 39', () => {
+  const parse = (extra: string) => parseGlobalConfig(SEED.replace('[Backup]', `[Backup]\n${extra}`), { env: {}, readSecretFile: () => '' });
+  assert.deepEqual(parse('').backup.restic, { binary: 'restic', verifyReadData: '100%', limitKiB: 0 });
+  assert.deepEqual(
+    parse('RESTIC_PASSWORD_FILE = /etc/kvm-backup/restic.password\nRESTIC_BINARY = /opt/restic\nRESTIC_SSH_IDENTITY_FILE = /etc/kvm-backup/id\nRESTIC_SSH_KNOWN_HOSTS = /etc/kvm-backup/kh\nRESTIC_CACHE_DIR = /var/cache/r\nRESTIC_LIMIT_KIB = 2048\nRESTIC_VERIFY_READ_DATA = 10%').backup.restic,
+    { binary: '/opt/restic', verifyReadData: '10%', limitKiB: 2048, passwordFile: '/etc/kvm-backup/restic.password', sshIdentityFile: '/etc/kvm-backup/id', sshKnownHostsFile: '/etc/kvm-backup/kh', cacheDir: '/var/cache/r' },
+  );
+  for (const bad of ['RESTIC_PASSWORD_FILE = relative/file', 'RESTIC_LIMIT_KIB = fast', 'RESTIC_VERIFY_READ_DATA = 0%', 'RESTIC_VERIFY_READ_DATA = 101%', 'RESTIC_BINARY = a b']) {
+    assert.throws(() => parse(bad), (e: unknown) => e instanceof ConfigError && e.code === 39, bad);
+  }
+});

@@ -13,6 +13,7 @@ import { failure } from '../../../core/failures.js';
 import { fileNames, ledgerPath, manifestText, parseManifest } from '../../../core/layout.js';
 import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
+import { createRepositoryExport } from './export-repository.js';
 
 interface ExportProgress {
   phase: 'export';
@@ -24,10 +25,13 @@ interface ExportProgress {
 
 export function createExport(deps: NodeDeps) {
   const { files } = deps;
+  const exportToRepository = createRepositoryExport(deps);
 
   return {
+    /** The retain files published in the backup root: as an iteration directory, or as a restic snapshot (docs/repository.md). */
     async exportBackup(p: PreparedBackup): Promise<CopyStats> {
       const { plan } = p;
+      if (plan.repository) return exportToRepository(p);
       const started = Date.now();
       const manifest = `${plan.backupDir}/${fileNames.inBackup(plan.files.manifest, plan.ou)}`;
       if ((await files.exists(manifest)) && !(await files.exists(plan.retainDir))) {

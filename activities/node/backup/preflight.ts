@@ -21,6 +21,7 @@ import { stagingDirectory, type BackupFacts } from '../../../core/layout.js';
 import { joinPath, NamingError } from '../../../core/naming.js';
 import type { BackupStep } from '../../../core/provisioning.js';
 import type { NodeDeps } from '../deps.js';
+import { iterationSnapshots, repositoryFailure } from '../repository.js';
 
 const RAM_MARGIN = 1.05;
 
@@ -48,6 +49,7 @@ export function createPreflight(deps: NodeDeps) {
    * beside the iteration, below the backup root (core/layout.ts stagingDirectory).
    */
   async function placeRetain(p: BackupPlan): Promise<void> {
+    if (p.repository) return; // restic reads the retain directory: one copy there, the repository holds what changed
     const [retain, backup] = await Promise.all([files.freeBytes(p.retainRoot), files.freeBytes(p.backupRoot)]);
     if (retain.device === backup.device) return;
     p.retainDir = stagingDirectory(p.backupVmDir, p.ou);
@@ -131,11 +133,19 @@ export function createPreflight(deps: NodeDeps) {
     // a flattened copy holds what the whole chain holds
     for (const d of p.disks) for (const path of [d.path, ...d.backing.map((b) => b.path)]) imageBytes += await files.allocatedBytes(path);
     const required = Math.ceil((imageBytes + memoryKiB * 1024) * RAM_MARGIN);
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+    if (p.repository) {
+      // the files wait in the retain directory; what the repository needs depends on what changed,
+      // and restic's own "no space left" is 47 (docs/repository.md)
+      const retain = await files.freeBytes(p.retainDir);
+      const need = required - (await alreadyThere(p.retainDir));
+      if (retain.bytes < need) throw failure(Code.NOT_ENOUGH_DISK_SPACE, `retain filesystem of ${p.retainDir}: ${mib(retain.bytes)} free, ${mib(need)} needed`);
+      return;
+    }
     const retain = await files.freeBytes(p.retainDir);
     const backup = await files.freeBytes(p.backupDir);
     const needRetain = required - (await alreadyThere(p.retainDir));
     const needBackup = required - (await alreadyThere(p.backupDir));
-    const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
     if (retain.device === backup.device) {
       // one copy: the export moves the files from the retain directory into the iteration
       const need = required - (await alreadyThere(p.retainDir)) - (await alreadyThere(p.backupDir));
@@ -172,6 +182,19 @@ export function createPreflight(deps: NodeDeps) {
       ...(info.firmware.nvram ? { nvram: info.firmware.nvram.path } : {}),
       ...(info.tpms.some((t) => t.backendType === 'emulator') && info.uuid ? { tpmStateDir: joinPath(SWTPM_STATE_ROOT, info.uuid) } : {}),
     };
+  }
+
+  /**
+   * The repository opens with the node's password and is not locked by a live process: a wrong
+   * password (39), a missing repository (26), a lock (22) or a dead connection (7) fail here,
+   * before the VM is touched.
+   */
+  async function checkRepository(p: BackupPlan): Promise<void> {
+    try {
+      await iterationSnapshots(deps.restic, p.repository!, p.vm, p.ou);
+    } catch (e) {
+      throw repositoryFailure(e, Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `repository ${p.repository!.uri}`);
+    }
   }
 
   /** libvirt's domstate word as the run state a backup keeps (in shutdown, crashed, …: as shut off). */
@@ -241,6 +264,7 @@ export function createPreflight(deps: NodeDeps) {
       if (purpose !== 'snapshot') {
         return { ...prepared, staging: (await files.exists(p.stagingStateFile)) ? 'ramdisk' : 'retain' };
       }
+      if (p.repository) await checkRepository(p);
       const { memoryKiB } = prepared;
       await checkSpace(p, memoryKiB);
       const staging = await chooseStaging(p, active, memoryKiB, warnings);

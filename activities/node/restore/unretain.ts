@@ -16,6 +16,7 @@ import { restoreImages, restorePlan, type RestoreImage, type RestorePlan } from 
 import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
 import { locateIteration } from '../locate-iteration.js';
+import { repositoryFailure } from '../repository.js';
 import { checkChecksums, checkImages, checkStateFile, firmwareFiles, imageFormats, readFacts, type Verified } from './checks.js';
 
 export interface UnretainedLarge {
@@ -42,17 +43,45 @@ interface UnretainProgress {
 export function createUnretain(deps: NodeDeps) {
   const { files, images, virsh } = deps;
 
+  /**
+   * `restic restore` of some of the snapshot's files into the retain directory: the files of a
+   * plain iteration, under the same names (docs/repository.md). Errors by restic's answer, else 7.
+   */
+  async function fromRepository(plan: RestorePlan, names: string[], o: { signal?: AbortSignal; onProgress?: (name: string, bytes: number, total: number) => void } = {}): Promise<number> {
+    try {
+      const r = await deps.restic.restore(plan.repository!, plan.snapshot!, plan.retainDir, {
+        files: names,
+        ...(o.signal ? { signal: o.signal } : {}),
+        onProgress: (s) => o.onProgress?.(s.file ?? names[0] ?? '', s.bytes, s.total),
+      });
+      return r.bytes;
+    } catch (e) {
+      throw repositoryFailure(e, Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, `restic restore of ${names.join(', ')} from ${plan.repository!.uri} snapshot ${plan.snapshot}`);
+    }
+  }
+
   return {
     /** `mustExist` false: a cleanup only needs the retain directory, even if the iteration is gone. */
     async locateBackup(ctx: BackupContext, withoutState?: boolean, mustExist = true): Promise<RestorePlan> {
-      const { dirs, found } = await locateIteration(files, ctx, deps.virtualizationRoot, Code.UNSUPPORTED_FILE_TRANSFER_PROTOCOL);
-      if (!found && mustExist) throw failure(Code.MISSING_NECESSARY_FILES, `no backup ${ctx.leaf.ou} of ${ctx.leaf.vm} below ${dirs.backupRoot}`);
-      return restorePlan(ctx, dirs, withoutState);
+      const { dirs, found, snapshots } = await locateIteration(deps, ctx, deps.virtualizationRoot, Code.UNSUPPORTED_FILE_TRANSFER_PROTOCOL);
+      if (!found && mustExist) throw failure(Code.MISSING_NECESSARY_FILES, `no backup ${ctx.leaf.ou} of ${ctx.leaf.vm} ${dirs.repository ? 'in' : 'below'} ${dirs.backupRoot}`);
+      return restorePlan(ctx, dirs, withoutState, snapshots[snapshots.length - 1]);
     },
 
     async unretainSmallFiles(plan: RestorePlan): Promise<{ warnings: string[] }> {
       const warnings: string[] = [];
       await files.makeDirectory(plan.retainDir, plan.directories);
+      if (plan.repository) {
+        // the manifest comes along: the checks read it from the retain directory
+        await fromRepository(plan, [plan.files.xml, plan.files.ldif, plan.files.facts, plan.files.manifest]);
+        for (const name of [plan.files.xml, plan.files.ldif, plan.files.facts, plan.files.manifest]) {
+          const at = `${plan.retainDir}/${name}`;
+          if (await files.exists(at)) await files.setOwnership(at, plan.images, 'file');
+          else if (name === plan.files.xml) throw failure(Code.MISSING_NECESSARY_FILES, `${name} is not in snapshot ${plan.snapshot} of ${plan.repository.uri}`);
+          else if (name === plan.files.ldif) warnings.push(`${name} is not in snapshot ${plan.snapshot}: the restore can go on, the directory entries cannot be compared`);
+        }
+        return { warnings };
+      }
       // the facts file is this product's: iterations of the original daemon have none
       for (const [name, required] of [[plan.files.xml, true], [plan.files.ldif, false], [plan.files.facts, false]] as const) {
         const src = `${plan.backupDir}/${name}`;
@@ -85,7 +114,7 @@ export function createUnretain(deps: NodeDeps) {
 
       // copy the state file, the images and the firmware files (resumable, hashed while copied)
       const large = [plan.files.state, ...restoreSet.map((i) => i.file), ...firmwareFiles(facts, plan.ou)];
-      for (const name of large) {
+      for (const name of plan.repository ? [] : large) {
         if (!(await files.exists(at(plan.backupDir, name)))) throw failure(Code.MISSING_NECESSARY_FILES, `${at(plan.backupDir, name)} is missing`);
       }
       const beat = startHeartbeat<UnretainProgress>({ phase: 'unretain', hashes: {} });
@@ -97,7 +126,18 @@ export function createUnretain(deps: NodeDeps) {
       let resumedBytes = 0;
       const copyStarted = Date.now();
       try {
-        for (const name of large) {
+        const missing: string[] = [];
+        for (const name of large) if (!hashes[name] || !(await files.exists(at(plan.retainDir, name)))) missing.push(name);
+        if (plan.repository && missing.length) {
+          // one restore of every missing file, then each hashed where the restore puts it back from
+          bytes += await fromRepository(plan, missing, { signal: beat.signal, onProgress: (name, b, total) => beat.set({ phase: 'unretain', hashes, current: { name, bytes: b, total } }) });
+          for (const name of missing) {
+            if (!(await files.exists(at(plan.retainDir, name)))) throw failure(Code.MISSING_NECESSARY_FILES, `${name} is not in snapshot ${plan.snapshot} of ${plan.repository.uri}`);
+            hashes[name] = await files.sha256(at(plan.retainDir, name));
+            beat.set({ phase: 'unretain', hashes });
+          }
+        }
+        for (const name of plan.repository ? [] : large) {
           if (hashes[name] && (await files.exists(at(plan.retainDir, name)))) continue;
           const resumeFrom = beat.previous?.current?.name === name ? beat.previous.current.bytes : 0;
           resumedBytes += resumeFrom;
@@ -134,7 +174,8 @@ export function createUnretain(deps: NodeDeps) {
       for (const name of [plan.files.xml, plan.files.ldif, plan.files.facts]) {
         if (await files.exists(at(plan.retainDir, name))) hashes[name] = await files.sha256(at(plan.retainDir, name));
       }
-      const verified = await checkChecksums(files, plan, plan.backupDir, hashes, [...large, ...(facts ? [plan.files.facts] : [])], warnings);
+      // a repository's manifest came with the small files into the retain directory
+      const verified = await checkChecksums(files, plan, plan.repository ? plan.retainDir : plan.backupDir, hashes, [...large, ...(facts ? [plan.files.facts] : [])], warnings);
       await checkImages(images, plan.retainDir, restoreSet, imageFormats(disks, facts, plan.imageFormat), warnings);
       const stateKind = await checkStateFile(files, virsh, at(plan.retainDir, plan.files.state), plan.files.state);
       return { images: restoreSet, stateKind, verified, warnings, bytes, resumedBytes, copyMs, ...(facts ? { facts } : {}) };
