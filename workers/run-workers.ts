@@ -75,6 +75,8 @@ export async function startWorkers(
           defaultMethod: config.backup.snapshotMethod,
           copyRateMiB: config.backup.copyBandwidthMiB,
           liveMaxDowntimeMs: config.backup.liveMaxDowntimeMs,
+          transport: { api: config.service.transportApi, gateway: config.gateway },
+          exportCommand: config.backup.exportCommand,
         })),
       }),
     );
