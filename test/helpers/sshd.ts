@@ -7,7 +7,7 @@
  * PID (stack/daemon.ts), dying with the test process.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, portOpen, startDaemon, type Daemon } from '../../stack/daemon.js';
 
@@ -22,9 +22,15 @@ export interface Sshd {
   commands(): string[];
   /** sshd's own log. */
   log(): string;
-  /** PIDs of the per-connection sshd processes (children of the listener) serving a command that contains `needle`. */
+  /**
+   * PIDs of the sshd processes of each connection (the listener's child and its session process)
+   * with a process below them whose command line contains `needle`.
+   */
   connectionsRunning(needle: string): number[];
-  /** From now on, each `dd` keeps its connection open `seconds` after it ended (a window to cut it in). */
+  /**
+   * From now on, each `dd` keeps its connection open `seconds` after it ended, in a process named
+   * `hold-after-dd` (a window to cut the connection in while the worker waits for the copy); 0: off.
+   */
   holdAfterDd(seconds: number): void;
   stop(): Promise<void>;
 }
@@ -37,7 +43,8 @@ case "$SSH_ORIGINAL_COMMAND" in
     if [ -f "$(dirname "$0")/hold-after-dd" ]; then
       /bin/sh -c "$SSH_ORIGINAL_COMMAND"
       status=$?
-      sleep "$(cat "$(dirname "$0")/hold-after-dd")"
+      # a process that names itself while it holds the connection (no exec: sh stays for the ':')
+      /bin/sh -c 'sleep "$1"; :' hold-after-dd "$(cat "$(dirname "$0")/hold-after-dd")"
       exit $status
     fi ;;
 esac
@@ -137,14 +144,17 @@ export async function startSshd(dir: string): Promise<Sshd> {
     commands: () => readFileSync(join(dir, 'commands.log'), 'utf8').split('\n').filter(Boolean),
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
     connectionsRunning: (needle) =>
-      descendants(daemon.pid).filter((pid) => {
-        try {
-          return ppidOf(pid) === daemon.pid && descendants(pid).some((d) => cmdline(d).includes(needle));
-        } catch {
-          return false;
-        }
-      }),
-    holdAfterDd: (seconds) => writeFileSync(join(dir, 'hold-after-dd'), String(seconds)),
+      descendants(daemon.pid)
+        .filter((pid) => {
+          try {
+            return ppidOf(pid) === daemon.pid && descendants(pid).some((d) => cmdline(d).includes(needle));
+          } catch {
+            return false;
+          }
+        })
+        // the connection's monitor and its session process (which holds the socket after login)
+        .flatMap((pid) => [pid, ...descendants(pid).filter((d) => cmdline(d).startsWith('sshd'))]),
+    holdAfterDd: (seconds) => (seconds > 0 ? writeFileSync(join(dir, 'hold-after-dd'), String(seconds)) : rmSync(join(dir, 'hold-after-dd'), { force: true })),
     stop: () => daemon.stop(),
   };
 }

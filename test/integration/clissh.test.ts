@@ -132,12 +132,20 @@ test('CLISSH: the connection cut while a copy runs; the step is retried and the 
   const leaf = await addLeaf(w);
   const handle = await startBackup(w, { leafDn: leaf.dn, snapshotMethod: 'live', heartbeatTimeout: HEARTBEAT });
   await waitForPhase(handle, 'copy to retain');
+  // a test that fails here must not leave its backup running into the next one
+  await cutAndResume(handle, from, leaf, d).catch(async (e: unknown) => {
+    await handle.terminate('test failed').catch(() => undefined);
+    throw e;
+  });
+});
+
+/** Cuts the connection of the second piece of the image copy while it holds, then checks the resumed backup. */
+async function cutAndResume(handle: Awaited<ReturnType<typeof startBackup>>, from: number, leaf: { dn: string; ou: string }, d: GuestData): Promise<void> {
   const imageName = `${w.vm}-vda.disk.qcow2`;
-  // the second piece of the image copy: cut its connection while it holds
   let cut: number[] = [];
-  for (let i = 0; i < 400 && cut.length === 0; i++) {
+  for (const deadline = Date.now() + 180_000; Date.now() < deadline && cut.length === 0; ) {
     const pieces = commandsSince(from).filter((l) => DD.test(l) && l.includes(imageName));
-    if (pieces.length >= 2) cut = sshd.connectionsRunning(`dd if=`);
+    if (pieces.length >= 2) cut = sshd.connectionsRunning('hold-after-dd');
     if (cut.length === 0) await sleep(50);
   }
   assert.ok(cut.length > 0, 'a dd of the image ran over a connection of its own');
@@ -159,7 +167,7 @@ test('CLISSH: the connection cut while a copy runs; the step is retried and the 
   assert.ok(manifest.size >= 5);
   for (const [name, hash] of manifest) assert.equal(await sha256OfFile(join(dir, name)), hash, name);
   console.log(`CLISSH lost connection: killed sshd ${cut.join(' ')}; image pieces at ${pieces.map((p) => `${p / 2 ** 20} MiB`).join(', ')}; resumed ${outcome.resumedBytes} bytes`);
-});
+}
 
 test('CLISSH: an unreachable host fails with 1 after its retries, a refused key with 39 at once; the VM is untouched', async () => {
   await setup();

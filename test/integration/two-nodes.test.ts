@@ -63,13 +63,14 @@ test('two nodes: each VM on the worker of its sstNode, a moved VM follows, a sto
   const vmB = uniqueName('two-b');
   const diskB = join(w.paths.virtualizationRoot, 'vm-persistent', w.pool, `${vmB}-vda.disk.qcow2`);
   await addVmEntry(w, vmB, nodeB);
+  await w.directory.add(`ou=devices,${vmDn(DEMO_SERVICE_SUBTREE, vmB)}`, { objectClass: ['top', 'organizationalUnit'], ou: 'devices' });
   await addDiskEntry(w.directory, vmB, 'vda', diskB);
   const domainB = await createTinyVm({ name: vmB, disks: [{ path: diskB, target: 'vda', sizeMiB: 64 }], memoryMiB: 64, xmlFile: join(w.dir, `${vmB}.xml`) });
   const configB = join(w.dir, 'kvm-backup-b.conf');
   writeFileSync(configB, readFileSync(w.configFile, 'utf8').replace(`ENVIRONMENT = ${nodeA}`, `ENVIRONMENT = ${nodeB}`));
   const worldB: World = { ...w, vm: vmB, node: nodeB, configFile: configB, domain: domainB };
   const control = await w.startWorkers({ node: false });
-  let procA = await startNodeWorkerProcess(w);
+  const procA = await startNodeWorkerProcess(w);
   let procB = await startNodeWorkerProcess(worldB);
   cleanups.push(async () => {
     await procA.stop();
@@ -139,6 +140,4 @@ test('two nodes: each VM on the worker of its sstNode, a moved VM follows, a sto
   assertRanOn(await nodeActivityWorkers(stuckB), nodeB, procB, 'the waiting backup of B, after its worker came back');
   assert.equal((await stuckB.describe()).typedSearchAttributes.get(SA.waitingFor), undefined, 'KvmWaitingFor cleared');
   console.log(`two nodes: with node B down, ${stuckB.workflowId} showed "${row?.split('\t')[4]}" and finished on node-worker@${nodeB}/${procB.pid}`);
-  void procA;
-  procA = procA as NodeProcess;
 });

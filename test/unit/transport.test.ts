@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { remoteLine, shellQuote, sshCommand, sshTranslate } from '../../adapters/host/ssh.js';
 import { CommandError } from '../../adapters/host/run.js';
@@ -17,6 +19,9 @@ import { codeOf, failure } from '../../core/failures.js';
 import { classifySshFailure, gatewayMessage, gatewayProblemIn } from '../../core/gateway.js';
 import { exportCommandArgv, parseGateway, parseTransportApi, splitCommand } from '../../core/transport-settings.js';
 
+/** A file the injections below would create, were an argument ever run as shell code. */
+const PWNED = join(tmpdir(), `kvm-backup-pwned-${process.pid}-${randomBytes(4).toString('hex')}`);
+
 const NASTY = [
   '',
   ' ',
@@ -25,8 +30,10 @@ const NASTY = [
   "''",
   '"double"',
   '$HOME',
-  '$(touch /tmp/kvm-backup-pwned)',
-  '`touch /tmp/kvm-backup-pwned`',
+  `$(touch ${PWNED})`,
+  `\`touch ${PWNED}\``,
+  `'; touch ${PWNED}; '`,
+  `"; touch ${PWNED}; "`,
   'a;b|c&d>e<f',
   '*',
   '~root',
@@ -62,7 +69,7 @@ test('every argument reaches the remote program unchanged, whatever it contains 
     const printable = random.map((r) => Buffer.from(r, 'latin1').toString('utf8').replace(/\uFFFD/g, '?'));
     assert.deepEqual(throughShell(shell, printable), printable, `${shell}: random`);
   }
-  assert.equal(existsSync('/tmp/kvm-backup-pwned'), false);
+  assert.equal(existsSync(PWNED), false, 'no argument ran as shell code');
 });
 
 test('plain words stay unquoted, everything else is single-quoted; NUL is refused', () => {
