@@ -8,15 +8,15 @@
  * VM as it was.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { sshRun } from '../../adapters/host/ssh.js';
 import { Code } from '../../core/exit-codes.js';
-import { codeOf } from '../../core/failures.js';
-import { fileNames, overlayPath, parseManifest } from '../../core/layout.js';
+import { codeOf, messageOf } from '../../core/failures.js';
+import { overlayPath, parseManifest, suffixedIterationFiles } from '../../core/layout.js';
 import { sha256OfFile } from '../../adapters/host/hashing.js';
 import { freePort } from '../../stack/daemon.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run-workers.js';
@@ -163,7 +163,7 @@ async function cutAndResume(handle: Awaited<ReturnType<typeof startBackup>>, fro
   await d.assertImage(backupImage, 'vda', ['bulk', 'mark', ...d.writes.filter((x) => !['bulk', 'mark'].includes(x.label)).map((x) => x.label)], 'backup image');
   // every file against the manifest: nothing lost, nothing torn
   const dir = backupDirOf(w, leaf.ou);
-  const manifest = parseManifest(readFileSync(join(dir, fileNames.manifest), 'utf8'));
+  const manifest = parseManifest(readFileSync(join(dir, suffixedIterationFiles(w.vm, leaf.ou).manifest), 'utf8'));
   assert.ok(manifest.size >= 5);
   for (const [name, hash] of manifest) assert.equal(await sha256OfFile(join(dir, name)), hash, name);
   console.log(`CLISSH lost connection: killed sshd ${cut.join(' ')}; image pieces at ${pieces.map((p) => `${p / 2 ** 20} MiB`).join(', ')}; resumed ${outcome.resumedBytes} bytes`);
@@ -181,14 +181,14 @@ test('CLISSH: an unreachable host fails with 1 after its retries, a refused key 
       (e: unknown) => e,
     );
     assert.ok(error instanceof WorkflowFailedError);
-    assert.equal(codeOf(error), code, `${what}: ${(error.cause?.cause as Error | undefined)?.message}`);
+    assert.equal(codeOf(error), code, `${what}: ${messageOf(error)}`);
     assert.equal((await readLeaf(w, leaf.dn)).returnValue, String(code));
     assert.equal((await w.virsh.state(w.vm)).state, 'running');
     assert.deepEqual((await w.virsh.blockDevices(w.vm)).map((x) => x.source), [image]);
     assert.equal(existsSync(overlayPath(image, leaf.ou)), false);
     const history = await handle.fetchHistory();
     const attempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
-    return { message: (error.cause?.cause as Error | undefined)?.message ?? '', attempts, ms: Date.now() - started };
+    return { message: messageOf(error), attempts, ms: Date.now() - started };
   };
   await nodeWorkerWith({ port: await freePort() });
   const unreachable = await expectFailure(Code.UNDEFINED_ERROR, 'unreachable host');
@@ -208,3 +208,40 @@ test('CLISSH: an unreachable host fails with 1 after its retries, a refused key 
   assert.match(sshd.log(), /Accepted publickey for root from 127\.0\.0\.1 port \d+ ssh2: RSA /);
   console.log(`CLISSH failures: unreachable → 1 after attempts ${unreachable.attempts.join(',')} (${unreachable.ms} ms); refused key → 39 after attempt 1 (${refused.ms} ms)`);
 });
+
+test('CLISSH: a command on the host ends with its connection, cut there or cancelled here (setpriv --pdeathsig on the host)', async () => {
+  await setup();
+  const run = sshRun({ host: sshd.host, port: sshd.port, user: 'root', identityFile: sshd.keys.ed25519, knownHostsFile: sshd.knownHosts });
+  const marker = `${30 + Math.floor(Math.random() * 1000) / 1000}`;
+  const running = () => readdirSync('/proc').filter((p) => /^\d+$/.test(p) && procArgs(p) === `sleep ${marker}`);
+  const connected = async () => {
+    for (let i = 0; i < 100; i++) {
+      if (running().length) return;
+      await sleep(100);
+    }
+    assert.fail('the command never started on the host');
+  };
+  // the connection cut on the host's side
+  const cutRun = run('sleep', [marker]).then(() => assert.fail('should fail'), (e: Error) => e);
+  await connected();
+  for (const pid of sshd.connectionsRunning(`sleep ${marker}`)) process.kill(pid, 'SIGKILL');
+  assert.match((await cutRun).message, /SSH gateway root@127\.0\.0\.1:\d+: connection lost/);
+  await sleep(500);
+  assert.deepEqual(running(), [], 'the command died with its connection');
+  // the worker's side cancelled (as a cancelled activity or a dead worker kills its ssh)
+  const cancel = new AbortController();
+  const cancelled = run('sleep', [marker], { signal: cancel.signal }).catch((e: unknown) => e);
+  await connected();
+  cancel.abort(new Error('cancelled'));
+  await cancelled;
+  await sleep(1_000);
+  assert.deepEqual(running(), [], 'the command died with the ssh client');
+});
+
+function procArgs(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
+  }
+}

@@ -13,8 +13,8 @@ import { after, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { sha256OfFile } from '../../adapters/host/hashing.js';
 import { Code } from '../../core/exit-codes.js';
-import { codeOf } from '../../core/failures.js';
-import { fileNames, overlayPath, parseManifest } from '../../core/layout.js';
+import { codeOf, messageOf } from '../../core/failures.js';
+import { overlayPath, parseManifest, suffixedIterationFiles } from '../../core/layout.js';
 import { addLeaf, backupDirOf, readLeaf, startBackup } from '../helpers/backup.js';
 import { GuestData } from '../helpers/guest-data.js';
 import { testDir } from '../helpers/names.js';
@@ -45,8 +45,8 @@ test('EXPORT_COMMAND = rsync -a --sparse: each file exported by rsync, checked, 
   await (await startBackup(w, { leafDn: leaf.dn })).result();
   assert.equal((await readLeaf(w, leaf.dn)).returnValue, '0');
   const backupDir = backupDirOf(w, leaf.ou);
-  const manifest = parseManifest(readFileSync(join(backupDir, fileNames.manifest), 'utf8'));
-  const exported = readdirSync(backupDir).filter((f) => f !== fileNames.manifest && !f.startsWith('.'));
+  const manifest = parseManifest(readFileSync(join(backupDir, suffixedIterationFiles(w.vm, leaf.ou).manifest), 'utf8'));
+  const exported = readdirSync(backupDir).filter((f) => f !== suffixedIterationFiles(w.vm, leaf.ou).manifest && !f.startsWith('.'));
   assert.ok(exported.length >= 5, exported.join(', '));
   for (const f of exported) {
     assert.equal(await sha256OfFile(join(backupDir, f)), manifest.get(f), `${f} matches the manifest`);
@@ -76,9 +76,9 @@ test('EXPORT_COMMAND that damages a copy: 7 before the manifest, no manifest, th
   );
   assert.ok(error instanceof WorkflowFailedError);
   assert.equal(codeOf(error), Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION);
-  assert.match(String((error.cause?.cause as Error | undefined)?.message), /EXPORT_COMMAND wrote .*disk\.qcow2\..* with sha256 [0-9a-f]{64}, the retained file has [0-9a-f]{64}; removed/);
+  assert.match(messageOf(error), /EXPORT_COMMAND wrote .*disk\.qcow2\..* with sha256 [0-9a-f]{64}, the retained file has [0-9a-f]{64}; removed/);
   assert.equal((await readLeaf(w, leaf.dn)).returnValue, String(Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION));
-  assert.equal(existsSync(join(backupDirOf(w, leaf.ou), fileNames.manifest)), false, 'no manifest: the iteration is not complete');
+  assert.equal(existsSync(join(backupDirOf(w, leaf.ou), suffixedIterationFiles(w.vm, leaf.ou).manifest)), false, 'no manifest: the iteration is not complete');
   const image = w.disks[0]!.path;
   assert.deepEqual((await w.virsh.blockDevices(w.vm)).map((d) => d.source), [image]);
   assert.equal(existsSync(overlayPath(image, leaf.ou)), false);
