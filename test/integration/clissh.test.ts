@@ -187,7 +187,7 @@ test('CLISSH: an unreachable host fails with 1 after its retries, a refused key 
     assert.deepEqual((await w.virsh.blockDevices(w.vm)).map((x) => x.source), [image]);
     assert.equal(existsSync(overlayPath(image, leaf.ou)), false);
     const history = await handle.fetchHistory();
-    const attempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    const attempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 0);
     return { message: messageOf(error), attempts, ms: Date.now() - started };
   };
   await nodeWorkerWith({ port: await freePort() });
