@@ -36,7 +36,9 @@ export function waitingForNode(node: string, make: (scheduleToStartMs: number) =
   const boundMs = msToNumber(bound);
   const say = (waiting: boolean) => upsertSearchAttributes([{ key: SA.waitingFor, value: waiting ? node : null }]);
   return new Proxy({} as NodeActivities, {
-    get(_, name: string) {
+    get(_, name) {
+      // not a thenable, and only activity names
+      if (typeof name !== 'string' || name === 'then') return undefined;
       return async (...args: unknown[]) => {
         const call = (ms: number) => (make(ms) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]!(...args);
         if (!patched(NODE_WAIT_PATCH)) return call(boundMs);
