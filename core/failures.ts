@@ -4,13 +4,16 @@
  */
 import { ApplicationFailure, type RetryPolicy } from '@temporalio/common';
 import { Code, exitCode, exitCodeByName, NON_RETRYABLE_NAMES } from './exit-codes.js';
-import { causeOfError, type Cause } from './failure-causes.js';
+import { causeOfError, errorText, type Cause } from './failure-causes.js';
+import { gatewayProblemIn, isPermanentGatewayProblem, type GatewayProblem } from './gateway.js';
 
 export interface FailureDetails {
   /** The exit code number, as written to sstProvisioningReturnValue. */
   code: number;
   /** The cause of the error underneath, when the caller passed one (FailureOptions.cause). */
   cause?: Cause;
+  /** The SSH gateway's problem, when the step failed because of it (core/gateway.ts). */
+  gateway?: GatewayProblem;
   [key: string]: unknown;
 }
 
@@ -32,9 +35,15 @@ export interface FailureOptions {
  * cause"). Unknown numbers become UNDEFINED_ERROR (raw libvirt codes never leak).
  */
 export function failure(code: number, message: string, extra: Record<string, unknown> = {}, options: FailureOptions = {}): ApplicationFailure {
-  const entry = exitCode(code) ?? exitCode(Code.UNDEFINED_ERROR)!;
-  const cause = options.permanent ? 'permanent' : options.cause !== undefined ? causeOfError(options.cause) : undefined;
-  const details: FailureDetails = { ...extra, ...(cause ? { cause } : {}), code: entry.code };
+  // the SSH gateway's failures keep their meaning through any step that wraps them (core/gateway.ts):
+  // a refused key is configuration (39, never retried), a lost connection is transient
+  const gateway = gatewayProblemIn(`${message}\n${options.cause === undefined ? '' : errorText(options.cause)}`);
+  const permanentGateway = gateway !== undefined && isPermanentGatewayProblem(gateway);
+  let entry = (permanentGateway ? exitCode(Code.UNSUPPORTED_CONFIGURATION_PARAMETER) : exitCode(code)) ?? exitCode(Code.UNDEFINED_ERROR)!;
+  // a transient gateway problem is retried even where the step's own code is not (chown: 19)
+  if (gateway && !permanentGateway && !entry.retryable) entry = exitCode(Code.UNDEFINED_ERROR)!;
+  const cause = options.permanent || permanentGateway ? 'permanent' : gateway ? 'transient' : options.cause !== undefined ? causeOfError(options.cause) : undefined;
+  const details: FailureDetails = { ...extra, ...(cause ? { cause } : {}), ...(gateway ? { gateway } : {}), code: entry.code };
   return ApplicationFailure.create({
     type: entry.name,
     // a message that already names its code (rethrown from an activity) is not prefixed twice

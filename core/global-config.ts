@@ -17,6 +17,7 @@ import { parseNotifySettings, type NotifySettings } from './notify-settings.js';
 import type { ResticSettings } from './restic.js';
 import { Secret, secretSetting } from './secret.js';
 import { resolveTemporalSettings, type TemporalProfileLoader, type TemporalSettings } from './temporal-settings.js';
+import { checkedExportCommand, parseGateway, parseTransportApi, type GatewaySettings, type TransportApi } from './transport-settings.js';
 
 export { ConfigError };
 
@@ -42,10 +43,12 @@ export interface GlobalConfig {
     /** Which INI key gave the cloud-wide DN, for `config show`. */
     cloudWideConfigurationKey: string;
   };
-  service: { modus: string; transportApi: string; service: string; type: string; syslogTag: string };
-  gateway: { host: string; user: string; dsaFile: string };
+  /** TRANSPORTAPI: where the node's commands run (core/transport-settings.ts). */
+  service: { modus: string; transportApi: TransportApi; service: string; type: string; syslogTag: string };
+  /** The SSH gateway of CLISSH: HOST, USER, DSA_FILE, PORT, KNOWN_HOSTS. */
+  gateway: GatewaySettings;
   backup: {
-    /** [Backup] EXPORT_COMMAND, kept for compatibility; copies use the built-in sparse-aware copier. */
+    /** [Backup] EXPORT_COMMAND; the default `cp -p` is the built-in copier, another command runs per file (exportCommandArgv). */
     exportCommand: string;
     /** Root the backup layout strips from image directories (the original hard-coded /var/virtualization). */
     virtualizationRoot: string;
@@ -208,14 +211,14 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
     },
     service: {
       modus: s['MODUS'] ?? 'selfcare',
-      transportApi: s['TRANSPORTAPI'] ?? 'LocalCLI',
+      transportApi: parseTransportApi(s['TRANSPORTAPI']),
       service: s['SERVICE'] ?? 'Backup',
       type: s['TYPE'] ?? 'KVM',
       syslogTag,
     },
-    gateway: { host: gw['HOST'] ?? 'localhost', user: gw['USER'] ?? 'provisioning', dsaFile: gw['DSA_FILE'] ?? 'none' },
+    gateway: parseGateway(gw),
     backup: {
-      exportCommand: sections['Backup']?.['EXPORT_COMMAND'] ?? 'cp -p',
+      exportCommand: checkedExportCommand(sections['Backup']?.['EXPORT_COMMAND']),
       virtualizationRoot,
       snapshotMethod: method,
       copyBandwidthMiB: Number(copyBandwidth),

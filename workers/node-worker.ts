@@ -4,11 +4,18 @@
  */
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createNodeActivities, type NodeDeps } from '../activities/node/index.js';
-import { copyFile } from '../adapters/host/copy.js';
+import { copyFile, type CopyFn } from '../adapters/host/copy.js';
+import { localFileSystem, type FileSystem } from '../adapters/host/file-system.js';
 import { Files } from '../adapters/host/files.js';
+import { watchGuestPause } from '../adapters/host/guest-pause.js';
 import { Images } from '../adapters/host/images.js';
 import { Restic } from '../adapters/host/restic.js';
+import { guarded, run, type Command, type Run } from '../adapters/host/run.js';
+import { sshCopy } from '../adapters/host/ssh-copy.js';
+import { sshFileSystem } from '../adapters/host/ssh-file-system.js';
+import { sshCommand, sshRun, type SshGateway } from '../adapters/host/ssh.js';
 import { Virsh } from '../adapters/host/virsh.js';
+import { exportCommandArgv, type GatewaySettings, type TransportApi } from '../core/transport-settings.js';
 import { nodeTaskQueue } from '../core/naming.js';
 import type { ResticSettings } from '../core/restic.js';
 import type { WorkerObservation } from './observability.js';
@@ -36,7 +43,12 @@ export async function createNodeWorker(o: NodeWorkerOptions): Promise<Worker> {
   });
 }
 
-/** The real dependencies of a node worker, from its configuration: the host adapters on this machine. */
+/**
+ * The real dependencies of a node worker, from its configuration: the host adapters over its
+ * transport. LocalCLI (the default): commands and files on this machine. CLISSH: every command, file
+ * operation and copy on the hypervisor behind the SSH gateway (adapters/host/ssh.ts); libvirt's URI
+ * is then resolved there (qemu:///system is that host's libvirtd).
+ */
 export function nodeDeps(o: {
   environment: string;
   libvirtUri?: string;
@@ -46,14 +58,28 @@ export function nodeDeps(o: {
   liveMaxDowntimeMs: number;
   /** [Backup] RESTIC_* (default: `restic` on PATH, no password file: a repository root then fails 2). */
   restic?: ResticSettings;
+  /** [Service] TRANSPORTAPI and [Gateway]; absent: LocalCLI. */
+  transport?: { api: TransportApi; gateway: GatewaySettings };
+  /** [Backup] EXPORT_COMMAND; absent or `cp -p`: the built-in copier. */
+  exportCommand?: string;
 }): NodeDeps {
   const libvirtUri = o.libvirtUri ?? 'qemu:///system';
+  const host = o.transport?.api === 'CLISSH' ? sshHost(o.transport.gateway) : localHost();
+  const exportArgv = o.exportCommand ? exportCommandArgv(o.exportCommand) : undefined;
   return {
     environment: o.environment,
-    virsh: new Virsh(libvirtUri),
-    images: new Images(),
-    files: new Files(),
-    copy: copyFile,
+    virsh: new Virsh(libvirtUri, host.run),
+    images: new Images(host.run),
+    files: new Files(host.run, host.fs),
+    copy: host.copy,
+    guestPause: (domain) => watchGuestPause(libvirtUri, domain, host.command, host.pauseWarmupMs),
+    ...(exportArgv
+      ? {
+          exportFile: async (src: string, dst: string, signal?: AbortSignal) => {
+            await host.run(exportArgv[0]!, [...exportArgv.slice(1), src, dst], { idleIo: true, ...(signal ? { signal } : {}) });
+          },
+        }
+      : {}),
     restic: new Restic(o.restic ?? { binary: 'restic', verifyReadData: '100%', limitKiB: 0 }),
     libvirtUri,
     virtualizationRoot: o.virtualizationRoot,
@@ -61,4 +87,30 @@ export function nodeDeps(o: {
     copyRateMiB: o.copyRateMiB,
     liveMaxDowntimeMs: o.liveMaxDowntimeMs,
   };
+}
+
+interface Host {
+  command: Command;
+  run: Run;
+  fs: FileSystem;
+  copy: CopyFn;
+  pauseWarmupMs: number;
+}
+
+function localHost(): Host {
+  return { command: guarded, run, fs: localFileSystem, copy: copyFile, pauseWarmupMs: 150 };
+}
+
+function sshHost(g: GatewaySettings): Host {
+  const gateway: SshGateway = {
+    host: g.host,
+    port: g.port,
+    user: g.user,
+    ...(g.dsaFile && g.dsaFile !== 'none' ? { identityFile: g.dsaFile } : {}),
+    ...(g.knownHosts ? { knownHostsFile: g.knownHosts } : {}),
+  };
+  const remoteRun = sshRun(gateway);
+  const fs = sshFileSystem(remoteRun);
+  // the watcher's ssh needs its handshake before QEMU's events can reach it
+  return { command: sshCommand(gateway), run: remoteRun, fs, copy: sshCopy(remoteRun, fs), pauseWarmupMs: 1_500 };
 }

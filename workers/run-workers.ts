@@ -77,6 +77,8 @@ export async function startWorkers(
           copyRateMiB: config.backup.copyBandwidthMiB,
           liveMaxDowntimeMs: config.backup.liveMaxDowntimeMs,
           restic: config.backup.restic,
+          transport: { api: config.service.transportApi, gateway: config.gateway },
+          exportCommand: config.backup.exportCommand,
         })),
       }),
     );

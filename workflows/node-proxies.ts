@@ -8,6 +8,7 @@ import { ActivityCancellationType, proxyActivities, type ActivityOptions } from 
 import type { NodeActivities } from '../activities/node/index.js';
 import { COMPENSATION_RETRY, LONG_STEP_RETRY, STEP_RETRY } from '../core/failures.js';
 import { nodeTaskQueue } from '../core/naming.js';
+import { waitingForNode } from './node-wait.js';
 
 export interface NodeProxyOptions {
   /** How fast a crashed node worker is noticed in long steps (their heartbeat timeout). */
@@ -33,9 +34,14 @@ export function nodeProxies(node: string, o: NodeProxyOptions = {}): { quick: No
     (options: ActivityOptions): NodeCall =>
     (summary) =>
       proxyActivities<NodeActivities>({ ...options, summary });
+  // quick and long steps say when they wait for their node's worker (node-wait.ts)
+  const waiting =
+    (options: ActivityOptions): NodeCall =>
+    (summary) =>
+      waitingForNode(node, (ms) => proxyActivities<NodeActivities>({ ...options, scheduleToStartTimeout: ms, summary }), options.scheduleToStartTimeout!);
   return {
-    quick: kind({ ...common, startToCloseTimeout: '10 minutes', retry: limit(STEP_RETRY) }),
-    long: kind({ ...common, startToCloseTimeout: '24 hours', heartbeatTimeout, retry: limit(LONG_STEP_RETRY) }),
+    quick: waiting({ ...common, startToCloseTimeout: '10 minutes', retry: limit(STEP_RETRY) }),
+    long: waiting({ ...common, startToCloseTimeout: '24 hours', heartbeatTimeout, retry: limit(LONG_STEP_RETRY) }),
     // putting a VM back on its own images never gives up, and waits for its node as long as it takes
     compensation: kind({ ...common, scheduleToStartTimeout: undefined, startToCloseTimeout: '2 hours', heartbeatTimeout, retry: COMPENSATION_RETRY }),
   };

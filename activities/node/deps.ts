@@ -2,6 +2,7 @@
 import type { SnapshotMethod } from '../../core/global-config.js';
 import type { CopyFn } from '../../adapters/host/copy.js';
 import type { Files } from '../../adapters/host/files.js';
+import type { PauseWatch } from '../../adapters/host/guest-pause.js';
 import type { Images } from '../../adapters/host/images.js';
 import type { Restic } from '../../adapters/host/restic.js';
 import type { Virsh } from '../../adapters/host/virsh.js';
@@ -15,6 +16,14 @@ export interface NodeDeps {
   copy: CopyFn;
   /** restic, for backup roots that are repositories (docs/repository.md). */
   restic: Restic;
+  /** Watches the guest's pause during a snapshot (QEMU's STOP/RESUME events, where virsh runs). */
+  guestPause: (domain: string) => Promise<PauseWatch>;
+  /**
+   * [Backup] EXPORT_COMMAND when it is not the default `cp -p`: exports one file of the retain
+   * directory to its place in the backup root (the command with `src dst` appended, run without a
+   * shell where the node's commands run). Undefined: the built-in move or copier.
+   */
+  exportFile?: (src: string, dst: string, signal?: AbortSignal) => Promise<void>;
   /** libvirt URI, for the QEMU event watcher. */
   libvirtUri: string;
   /** [Backup] VIRTUALIZATION_ROOT of this node. */

@@ -1,85 +1,101 @@
 /**
- * Local files of a backup, the only way the steps touch the filesystem: directories created level
+ * The files of a backup, the only way the steps touch a filesystem: directories created level
  * by level with the configured owner, group and permission (the original's createDirectory), files
  * given their ownership, atomic small writes, the JSON ledgers, free space and allocation, renames
  * and removals, hashing. Errors that the steps report carry the product's exit codes.
+ *
+ * The filesystem is the hypervisor's: this machine's (LocalCLI, node:fs) or the one behind the SSH
+ * gateway (CLISSH); both give the primitives of file-system.ts, and commands (tar, chown) go through
+ * the same transport's `run`. A broken gateway is never taken for a missing file: its
+ * TransportError passes through every method.
  */
-import { constants } from 'node:fs';
-import { access, chmod, link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Ownership } from '../../core/backup-plan.js';
 import { Code } from '../../core/exit-codes.js';
 import { failure } from '../../core/failures.js';
-import { sha256OfFile } from './hashing.js';
+import { localFileSystem, type FileSystem } from './file-system.js';
 import { run as defaultRun, type Run } from './run.js';
+import { isTransportError } from './transport-error.js';
+
+/** Rethrows a failure of the transport; anything else is the caller's to judge. */
+function unlessTransport(e: unknown): void {
+  if (isTransportError(e)) throw e;
+}
 
 export class Files {
-  constructor(private readonly run: Run = defaultRun) {}
+  constructor(
+    private readonly run: Run = defaultRun,
+    private readonly fs: FileSystem = localFileSystem,
+  ) {}
 
-  exists(path: string): Promise<boolean> {
-    return exists(path);
+  async exists(path: string): Promise<boolean> {
+    try {
+      await this.fs.stat(path);
+      return true;
+    } catch (e) {
+      unlessTransport(e);
+      return false;
+    }
   }
 
   readText(path: string): Promise<string> {
-    return readFile(path, 'utf8');
+    return this.fs.readText(path);
   }
 
   /** The first `bytes` bytes of a file (to recognise a marker or a header). */
-  async readHead(path: string, bytes: number): Promise<Buffer> {
-    const fh = await open(path, 'r');
-    try {
-      const buffer = Buffer.alloc(bytes);
-      const { bytesRead } = await fh.read(buffer, 0, bytes, 0);
-      return buffer.subarray(0, bytesRead);
-    } finally {
-      await fh.close();
-    }
+  readHead(path: string, bytes: number): Promise<Buffer> {
+    return this.fs.readHead(path, bytes);
   }
 
   /** A private working file (mode 600), e.g. a domain XML handed to virsh. */
   async writePrivate(path: string, content: string): Promise<void> {
-    await writeFile(path, content, { mode: 0o600 });
+    await this.fs.write(path, content, { mode: 0o600 });
   }
 
   /** A JSON ledger (core/layout.ts LEDGERS), or `fallback` when there is none yet. */
   async readJson<T>(path: string, fallback: T): Promise<T> {
-    if (!(await exists(path))) return fallback;
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    if (!(await this.exists(path))) return fallback;
+    return JSON.parse(await this.fs.readText(path)) as T;
   }
 
   /** Writes a JSON ledger atomically (temp file + rename): a crash leaves the old one or the new one. */
   async writeJson(path: string, data: unknown): Promise<void> {
-    await writeFile(`${path}.tmp`, JSON.stringify(data));
-    await rename(`${path}.tmp`, path);
+    await this.fs.write(`${path}.tmp`, JSON.stringify(data));
+    await this.fs.rename(`${path}.tmp`, path);
   }
 
   /** Removes a file; a missing one is fine. */
   async remove(path: string): Promise<void> {
-    await rm(path, { force: true });
+    await this.fs.remove(path);
   }
 
   async rename(from: string, to: string): Promise<void> {
-    await rename(from, to);
+    await this.fs.rename(from, to);
   }
 
   /** A second name for a file (a hard link: no byte copied); an existing `to` is replaced. */
   async link(from: string, to: string): Promise<void> {
-    await rm(to, { force: true });
-    await link(from, to);
+    await this.fs.remove(to);
+    await this.fs.link(from, to);
   }
 
   /** Apparent size in bytes, or undefined when the file is missing. */
   async size(path: string): Promise<number | undefined> {
-    return (await stat(path).catch(() => undefined))?.size;
+    try {
+      return (await this.fs.stat(path)).size;
+    } catch (e) {
+      unlessTransport(e);
+      return undefined;
+    }
   }
 
   /** True when `path` and directory `dir` are on one filesystem (a rename between them is atomic). */
   async sameFilesystem(path: string, dir: string): Promise<boolean> {
-    return (await stat(path)).dev === (await stat(dir)).dev;
+    return (await this.fs.stat(path)).dev === (await this.fs.stat(dir)).dev;
   }
 
   sha256(path: string): Promise<string> {
-    return sha256OfFile(path);
+    return this.fs.sha256(path);
   }
 
   /**
@@ -97,13 +113,13 @@ export class Files {
   async replaceWithArchive(tarFile: string, dir: string): Promise<void> {
     const fresh = `${dir}.kvm-backup-new`;
     const old = `${dir}.kvm-backup-old`;
-    await rm(fresh, { recursive: true, force: true });
-    await mkdir(fresh, { recursive: true });
+    await this.fs.remove(fresh, { recursive: true });
+    await this.fs.makeDirectory(fresh, { recursive: true });
     await this.run('tar', ['--extract', '--file', tarFile, '--directory', fresh, '--same-owner', '--preserve-permissions']);
-    await rm(old, { recursive: true, force: true });
-    if (await exists(dir)) await rename(dir, old);
-    await rename(fresh, dir);
-    await rm(old, { recursive: true, force: true });
+    await this.fs.remove(old, { recursive: true });
+    if (await this.exists(dir)) await this.fs.rename(dir, old);
+    await this.fs.rename(fresh, dir);
+    await this.fs.remove(old, { recursive: true });
   }
 
   /**
@@ -115,9 +131,12 @@ export class Files {
     for (let left = depth; left >= 0 && level.length; left--) {
       const next: string[] = [];
       for (const dir of level) {
-        const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+        const entries = await this.fs.readDirectory(dir).catch((e) => {
+          unlessTransport(e);
+          return [];
+        });
         for (const e of entries) {
-          if (!e.isDirectory()) continue;
+          if (!e.isDirectory) continue;
           const path = join(dir, e.name);
           if (await match(path, e.name)) return path;
           next.push(path);
@@ -137,11 +156,13 @@ export class Files {
     try {
       await this.run('chown', ['--', `${o.owner}:${o.group}`, path]);
     } catch (e) {
+      unlessTransport(e);
       throw failure(chownCode, `chown ${o.owner}:${o.group} ${path}: ${(e as Error).message}`);
     }
     try {
-      await chmod(path, o.mode);
+      await this.fs.chmod(path, o.mode);
     } catch (e) {
+      unlessTransport(e);
       throw failure(chmodCode, `chmod ${o.mode.toString(8)} ${path}: ${(e as Error).message}`);
     }
   }
@@ -149,14 +170,15 @@ export class Files {
   /** Creates `dir` and missing parents; each level created here gets the configured ownership. */
   async makeDirectory(dir: string, o: Ownership): Promise<void> {
     const missing: string[] = [];
-    for (let d = dir; !(await exists(d)); d = dirname(d)) {
+    for (let d = dir; !(await this.exists(d)); d = dirname(d)) {
       missing.unshift(d);
       if (dirname(d) === d) break;
     }
     for (const d of missing) {
       try {
-        await mkdir(d);
+        await this.fs.makeDirectory(d);
       } catch (e) {
+        unlessTransport(e);
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw failure(Code.CANNOT_CREATE_DIRECTORY, `mkdir ${d}: ${(e as Error).message}`);
       }
       await this.setOwnership(d, o, 'directory');
@@ -167,13 +189,11 @@ export class Files {
   async writeSmallFile(path: string, content: string, o: Ownership, code: number): Promise<void> {
     const tmp = `${path}.tmp-${process.pid}`;
     try {
-      await writeFile(tmp, content, { mode: 0o600 });
-      const fh = await open(tmp, 'r');
-      await fh.sync();
-      await fh.close();
-      await rename(tmp, path);
+      await this.fs.write(tmp, content, { mode: 0o600, sync: true });
+      await this.fs.rename(tmp, path);
     } catch (e) {
-      await rm(tmp, { force: true });
+      await this.fs.remove(tmp).catch(() => undefined);
+      unlessTransport(e);
       throw failure(code, `cannot write ${path}: ${(e as Error).message}`);
     }
     await this.setOwnership(path, o, 'file');
@@ -182,8 +202,9 @@ export class Files {
   /** Bytes the file really occupies (sparse-aware), as the space check needs. */
   async allocatedBytes(path: string): Promise<number> {
     try {
-      return (await stat(path)).blocks * 512;
+      return (await this.fs.stat(path)).blocks * 512;
     } catch (e) {
+      unlessTransport(e);
       throw failure(Code.NO_DISK_SPACE_INFORMATION, `cannot read the size of ${path}: ${(e as Error).message}`);
     }
   }
@@ -191,23 +212,17 @@ export class Files {
   /** Free bytes for an unprivileged writer on the filesystem holding `path` (or its nearest existing parent). */
   async freeBytes(path: string): Promise<{ bytes: number; device: number }> {
     let p = path;
-    while (!(await exists(p)) && dirname(p) !== p) p = dirname(p);
+    while (!(await this.exists(p)) && dirname(p) !== p) p = dirname(p);
     try {
-      const fs = await statfs(p);
-      return { bytes: fs.bavail * fs.bsize, device: (await stat(p)).dev };
+      return { bytes: await this.fs.freeBytes(p), device: (await this.fs.stat(p)).dev };
     } catch (e) {
+      unlessTransport(e);
       throw failure(Code.NO_DISK_SPACE_INFORMATION, `cannot read the free space of ${p}: ${(e as Error).message}`);
     }
   }
 
-  async writableDirectory(dir: string): Promise<boolean> {
-    try {
-      if (!(await stat(dir)).isDirectory()) return false;
-      await access(dir, constants.W_OK | constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
+  writableDirectory(dir: string): Promise<boolean> {
+    return this.fs.writableDirectory(dir);
   }
 
   /**
@@ -216,32 +231,27 @@ export class Files {
    */
   async removeDirectory(dir: string, stopAt: string, code: number = Code.CANNOT_REMOVE_FILE): Promise<void> {
     try {
-      await rm(dir, { recursive: true, force: true });
+      await this.fs.remove(dir, { recursive: true });
       for (let d = dirname(dir); d.startsWith(`${stopAt}/`) && d !== stopAt; d = dirname(d)) {
-        if ((await readdir(d).catch(() => ['?'])).length > 0) break;
-        await rmdir(d).catch(() => undefined);
+        const left = await this.fs.readDirectory(d).catch((e) => {
+          unlessTransport(e);
+          return [{ name: '?', isDirectory: false }];
+        });
+        if (left.length > 0) break;
+        await this.fs.removeEmptyDirectory(d).catch((e) => unlessTransport(e));
       }
     } catch (e) {
+      unlessTransport(e);
       throw failure(code, `cannot remove ${dir}: ${(e as Error).message}`);
     }
   }
 
   async list(dir: string): Promise<string[]> {
     try {
-      return (await readdir(dir)).sort();
+      return (await this.fs.readDirectory(dir)).map((e) => e.name).sort();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
     }
-  }
-
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

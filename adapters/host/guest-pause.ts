@@ -5,7 +5,7 @@
  */
 import { execa, type ResultPromise } from 'execa';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { guarded } from './run.js';
+import { guarded, type Command } from './run.js';
 
 const EVENT = /^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3})\+0000: event (STOP|RESUME) for domain/;
 
@@ -30,16 +30,21 @@ export function pauseFromEvents(lines: readonly string[]): number | undefined {
   return total;
 }
 
-export async function watchGuestPause(uri: string, domain: string): Promise<PauseWatch> {
+/**
+ * `command`: where virsh runs (run.ts Command; the SSH gateway's for CLISSH), here by default;
+ * `warmupMs`: how long virsh gets to connect and register before the operation starts (an SSH
+ * connection first needs its handshake).
+ */
+export async function watchGuestPause(uri: string, domain: string, command: Command = guarded, warmupMs = 150): Promise<PauseWatch> {
   const lines: string[] = [];
-  const [cmd, argv] = guarded('virsh', ['-c', uri, 'qemu-monitor-event', domain, '--loop', '--timestamp']);
+  const [cmd, argv] = command('virsh', ['-c', uri, 'qemu-monitor-event', domain, '--loop', '--timestamp']);
   const child: ResultPromise = execa(cmd, argv, {
     reject: false,
     buffer: false,
   });
   child.stdout?.on('data', (b: Buffer) => lines.push(...b.toString().split('\n')));
   // give virsh time to connect and register for events before the operation starts
-  await sleep(150);
+  await sleep(warmupMs);
   return {
     async stop() {
       await sleep(100); // the RESUME event may trail the command's return by a few ms

@@ -1,7 +1,8 @@
 /**
  * `kvm-backup status [--limit N]`: the running and recent backups, restores, verifications and
  * deletions of this site (its control task queue), newest first, with phase, progress and rate for
- * the running ones, and the exit code of the ended ones.
+ * the running ones, the node a running one waits for (KvmWaitingFor: its worker has not picked up
+ * a step for a while), and the exit code of the ended ones.
  */
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import { SA } from '../../core/search-attributes.js';
@@ -19,6 +20,8 @@ export interface StatusRow {
   ended?: string;
   seconds: number;
   progress?: string;
+  /** The node whose worker has not picked up this workflow's step yet (KvmWaitingFor). */
+  waitingFor?: string;
 }
 
 function row(info: WorkflowExecutionInfo): StatusRow {
@@ -28,6 +31,7 @@ function row(info: WorkflowExecutionInfo): StatusRow {
   const vm = sa.get(SA.vm);
   const phase = sa.get(SA.phase);
   const code = sa.get(SA.exitCode);
+  const waitingFor = info.status.name === 'RUNNING' ? sa.get(SA.waitingFor) : undefined;
   return {
     workflowId: info.workflowId,
     ...(operation ? { operation } : {}),
@@ -35,10 +39,17 @@ function row(info: WorkflowExecutionInfo): StatusRow {
     status: info.status.name,
     ...(phase ? { phase } : {}),
     ...(code !== undefined ? { code } : {}),
+    ...(waitingFor ? { waitingFor } : {}),
     started: info.startTime.toISOString(),
     ...(ended ? { ended: ended.toISOString() } : {}),
     seconds: Math.round(((ended ?? new Date()).getTime() - info.startTime.getTime()) / 1000),
   };
+}
+
+/** The PHASE / PROGRESS cell: progress or phase, and the node waited for. */
+function stateText(r: StatusRow): string {
+  const text = r.progress ?? r.phase ?? '';
+  return r.waitingFor ? [text, `waiting for node ${r.waitingFor}`].filter(Boolean).join('; ') : text;
 }
 
 export async function statusCommand(ctx: CliContext, o: { limit: number }): Promise<number> {
@@ -61,7 +72,7 @@ export async function statusCommand(ctx: CliContext, o: { limit: number }): Prom
   const human = shown.length
     ? [
         ['STARTED', 'OPERATION', 'VM', 'STATUS', 'PHASE / PROGRESS', 'CODE', 'SECONDS', 'WORKFLOW'].join('\t'),
-        ...shown.map((r) => [r.started.slice(0, 19), r.operation ?? '?', r.vm ?? '?', r.status, r.progress ?? r.phase ?? '', r.code ?? '', r.seconds, r.workflowId].join('\t')),
+        ...shown.map((r) => [r.started.slice(0, 19), r.operation ?? '?', r.vm ?? '?', r.status, stateText(r), r.code ?? '', r.seconds, r.workflowId].join('\t')),
       ].join('\n')
     : `nothing has run on ${queue} yet`;
   ctx.print(human, shown);

@@ -136,7 +136,7 @@ test('worker, watcher and CLI over mutual TLS; refused search attributes do not 
   const warning = lines.find((l) => /^register these \d+ search attributes/.test(String(l['msg'])));
   assert.ok(warning, `the worker names the attributes to register: ${worker.output()}`);
   assert.equal(warning['level'], 'warn');
-  assert.match(String(warning['msg']), /^register these 9 search attributes .*KvmExitCode \(Int\).*KvmGuestPauseMs \(Int\)/);
+  assert.match(String(warning['msg']), /^register these 10 search attributes .*KvmExitCode \(Int\).*KvmGuestPauseMs \(Int\)/);
   assert.match(String(warning['reason']), /cannot have more than 3 search attribute of type Int/);
   const connected = lines.find((l) => l['msg'] === 'connected to Temporal');
   assert.match(String(connected?.['temporal']), new RegExp(`^${proxy.address}, namespace ${namespace} \\(TLS, CA .*ca\\.pem, client certificate .*client\\.pem, server name ${pki.serverName}\\)`));

@@ -19,7 +19,6 @@
  * leftovers of the failed attempt).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { watchGuestPause } from '../../../adapters/host/guest-pause.js';
 import { DomainNotFoundError } from '../../../adapters/host/virsh.js';
 import { stagingStateFile, type PreparedBackup, type SnapshotResult } from '../../../core/backup-plan.js';
 import { domainDisks, retargetDisks } from '../../../core/domain-xml.js';
@@ -168,7 +167,7 @@ export function createSnapshot(deps: NodeDeps) {
           else if (state !== p.runState) throw failure(Code.CANNOT_SAVE_MACHINE_STATE, `${plan.vm} is ${state} (${reason}), not ${p.runState} as at the preflight`, {}, { permanent: true });
           await removeLeftovers(p, new Set(sources.values()));
         }
-        const watch = await watchGuestPause(deps.libvirtUri, plan.vm);
+        const watch = await deps.guestPause(plan.vm);
         const wall = Date.now();
         let pauseMs: number | undefined;
         try {
