@@ -8,7 +8,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +60,18 @@ async function sweepTestDomains(prefix: string, runDir: string): Promise<void> {
   }
 }
 
+/**
+ * /tmp with its standard mode (1777): swtpm_setup, which libvirt runs as the tss user for a TPM
+ * domain, makes its temporary files there and fails with "Permission denied" otherwise. Some
+ * machine images ship /tmp as 0755; every Debian host a site runs has 1777.
+ */
+function ensureStandardTmp(): void {
+  const mode = statSync('/tmp').mode & 0o7777;
+  if (mode === 0o1777) return;
+  console.log(`run-tests: /tmp had mode ${mode.toString(8)}; set to 1777 (swtpm_setup writes there as tss)`);
+  chmodSync('/tmp', 0o1777);
+}
+
 /** Set once a signal asked the run to stop: the cleanup that exits the process when done. */
 let stopping: Promise<void> | undefined;
 
@@ -95,6 +107,7 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal(143));
   try {
     const started = Date.now();
+    ensureStandardTmp();
     [temporal, libvirt] = await Promise.all([
       startTemporalServer({ port: await freePort(), logFile: join(runDir, 'logs', 'temporal.log') }),
       ensureLibvirt(join(runDir, 'logs')),

@@ -16,7 +16,7 @@ import { codeOf } from '../../core/failures.js';
 import { vmDn } from '../../core/naming.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { addLeaf, readLeaf, startBackup } from '../helpers/backup.js';
-import { failing, failingFn } from '../helpers/faults.js';
+import { failing } from '../helpers/faults.js';
 import { GuestData } from '../helpers/guest-data.js';
 import { addDiskEntry, createWorld, type World } from '../helpers/world.js';
 
@@ -87,10 +87,11 @@ test('merge: a block commit that cannot start is 11; the compensation commits an
   await expectFailure(w, Code.CANNOT_MERGE_DISK_IMAGES, 'merging');
 });
 
-test('export: a copy to the backup root that fails is 7; the VM is already back on its image', async () => {
+test('export: a move to the backup root that fails is 7; the VM is already back on its image', async () => {
+  // retain and backup root share a filesystem here, so the export moves each file by rename
   const w = await world('fail-export', (d) => ({
     ...d,
-    copy: failingFn(d.copy, 99, (r) => r.dst.includes('/backup/virtualization/'), 'copy to backup'),
+    files: failing(d.files, 'rename', 99, (_from, to) => String(to).includes('/backup/virtualization/')),
   }));
   await expectFailure(w, Code.CANNOT_COPY_FILE_TO_BACKUP_LOCATION, 'retaining');
 });

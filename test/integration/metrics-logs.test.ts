@@ -98,7 +98,8 @@ test('a backup and a failed backup move the counters the worker serves on /metri
   assert.equal(sample(ok, 'kvm_backup_operation_duration_seconds_count', { operation: 'backup', outcome: 'success' }), 1);
   const copied = sample(ok, 'kvm_backup_bytes_copied_total', { operation: 'backup', phase: 'copyToRetain' });
   const exported = sample(ok, 'kvm_backup_bytes_copied_total', { operation: 'backup', phase: 'exportBackup' });
-  assert.ok(copied > 0 && exported > 0, `bytes copied: retain ${copied}, export ${exported}`);
+  // retain and backup root share a filesystem here: the export moves the files by rename, copying nothing
+  assert.ok(copied > 0 && exported === 0, `bytes copied: retain ${copied}, export ${exported}`);
   assert.equal(sample(ok, 'kvm_backup_guest_pause_seconds_count', { method: 'live' }), 1);
   const pause = sample(ok, 'kvm_backup_guest_pause_seconds_sum', { method: 'live' });
   assert.ok(pause > 0 && pause < 10, `guest pause ${pause} s`);
