@@ -86,6 +86,16 @@ export function diskNames(disks: readonly LayoutDisk[]): string[] {
   return disks.map((d) => (counts.get(basename(d.path))! > 1 ? `${d.target}-${basename(d.path)}` : basename(d.path)));
 }
 
+/**
+ * libvirt's persistent definition of a domain on a node (qemu:///system keeps one XML file per
+ * persistent domain in /etc/libvirt/qemu, its default configuration directory). Named here only
+ * so a backup can take away the one libvirt 9 writes by mistake for a transient domain
+ * (activities/node/backup/transient-definition.ts).
+ */
+export function libvirtDefinitionPath(vm: string): string {
+  return `/etc/libvirt/qemu/${assertVmName(vm)}.xml`;
+}
+
 /** The overlay a VM writes to while its image is frozen: next to the image, named after the leaf. */
 export function overlayPath(imagePath: string, ou: string): string {
   return joinPath(dirname(imagePath), `${basename(imagePath)}.overlay-${ou}`);

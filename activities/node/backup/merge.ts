@@ -17,6 +17,7 @@ import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
 import type { NodeDeps } from '../deps.js';
 import { startHeartbeat, type Beat } from '../heartbeat.js';
+import { createStrayDefinitionRemoval } from './transient-definition.js';
 
 export interface MergeProgress {
   phase: 'merge';
@@ -34,6 +35,7 @@ export interface MergeResult {
 export function createMerge(deps: NodeDeps) {
   const { virsh, images, files } = deps;
   const pollMs = deps.pollMs ?? 250;
+  const removeStrayDefinition = createStrayDefinitionRemoval(deps);
 
   async function sourceOf(vm: string, target: string): Promise<string | undefined> {
     return (await virsh.blockDevices(vm)).find((d) => d.target === target)?.source;
@@ -163,6 +165,7 @@ export function createMerge(deps: NodeDeps) {
     async mergeBack(p: PreparedBackup): Promise<MergeResult> {
       const started = Date.now();
       const committed = await commitOverlays(p.plan);
+      await removeStrayDefinition(p); // the pivot writes it again
       return { durationMs: Date.now() - started, committed };
     },
 
@@ -196,6 +199,8 @@ export function createMerge(deps: NodeDeps) {
       }
       const committed = await commitOverlays(plan);
       if (committed.length) actions.push(`committed overlays of ${committed.join(', ')}`);
+      const removed = await removeStrayDefinition(p);
+      if (removed) actions.push(removed);
       return { actions };
     },
   };

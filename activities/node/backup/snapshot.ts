@@ -28,10 +28,12 @@ import { ledgerPath } from '../../../core/layout.js';
 import type { NodeDeps } from '../deps.js';
 import { startHeartbeat } from '../heartbeat.js';
 import { createFirmwareCopy } from './copy-to-retain.js';
+import { createStrayDefinitionRemoval } from './transient-definition.js';
 
 export function createSnapshot(deps: NodeDeps) {
   const { virsh, images, files } = deps;
   const retainFirmware = createFirmwareCopy(deps);
+  const removeStrayDefinition = createStrayDefinitionRemoval(deps);
 
   async function currentSources(vm: string): Promise<Map<string, string>> {
     return new Map((await virsh.blockDevices(vm)).map((d) => [d.target, d.source]));
@@ -181,6 +183,7 @@ export function createSnapshot(deps: NodeDeps) {
         }
         const wallMs = Date.now() - wall;
         await assertChain(p);
+        await removeStrayDefinition(p);
         if (plan.method === 'live') await retainFirmware(p);
         // a paused guest was paused anyway: the backup cost it no time
         const result: SnapshotResult = { method: plan.method, pauseMs: p.runState === 'paused' ? 0 : (pauseMs ?? wallMs), durationMs: Date.now() - started };
