@@ -13,6 +13,8 @@ export const SA = {
   phase: defineSearchAttributeKey('KvmPhase', SearchAttributeType.KEYWORD),
   snapshotMethod: defineSearchAttributeKey('KvmSnapshotMethod', SearchAttributeType.KEYWORD),
   leaf: defineSearchAttributeKey('KvmLeaf', SearchAttributeType.KEYWORD),
+  /** The node a compensation has waited for in vain (its worker is down); removed once the compensation ended. */
+  waitingFor: defineSearchAttributeKey('KvmWaitingFor', SearchAttributeType.KEYWORD),
   exitCode: defineSearchAttributeKey('KvmExitCode', SearchAttributeType.INT),
   guestPauseMs: defineSearchAttributeKey('KvmGuestPauseMs', SearchAttributeType.INT),
 } as const;

@@ -16,9 +16,9 @@ import { stagingStateFile, type BackupContext, type PreparedBackup, type Snapsho
 import type { SnapshotMethod } from '../core/global-config.js';
 import { BACKUP_STEPS, FINISHED, STEP_MODES, type BackupStep, type Phase } from '../core/provisioning.js';
 import { SA } from '../core/search-attributes.js';
-import { backupProgressQuery, progressReportSignal, type BackupProgress } from './definitions.js';
+import { backupProgressQuery, type BackupProgress } from './definitions.js';
 import { directory, LeafProtocol } from './leaf-protocol.js';
-import { nodeProxies } from './node-proxies.js';
+import { compensateOnNode, nodeProxies } from './node-proxies.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
 
 export interface BackupRequest {
@@ -54,9 +54,6 @@ export async function backupWorkflow(request: BackupRequest): Promise<BackupOutc
   // the progress query answers from the start, also while the backup waits for the VM lock
   const progress: BackupProgress = { phase: 'waiting for the VM lock', times: {}, warnings: [] };
   setHandler(backupProgressQuery, () => progress);
-  setHandler(progressReportSignal, (r) => {
-    progress.copy = r;
-  });
   const vm = lockableVmOf(request.leafDn);
   return vm ? withVmLock(vm, 'backup', () => runBackup(request, progress)) : runBackup(request, progress);
 }
@@ -68,7 +65,6 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
   progress.phase = 'starting';
   const enter = (phase: string) => {
     progress.phase = phase;
-    delete progress.copy;
     upsertSearchAttributes([{ key: SA.phase, value: phase }]);
   };
 
@@ -108,13 +104,24 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     upsertSearchAttributes([{ key: SA.snapshotMethod, value: p.active ? p.plan.method : 'offline' }]);
     return p;
   };
-  /** Puts the VM back on its own images, running if it ran; cannot be cancelled and never gives up. */
+  /**
+   * Puts the VM back on its own images, running if it ran; cannot be cancelled and never gives up. It
+   * waits for its node as long as it takes, saying so in the progress and in KvmWaitingFor.
+   */
   const compensate = async () => {
     if (!prepared) return;
     const p = prepared;
     enter('compensating');
     const images = p.plan.disks.map((d) => d.path).join(', ');
-    const { actions } = await CancellationScope.nonCancellable(() => node.compensation(`put ${leaf.vm} back on ${images}, running`).ensureOnOwnImages(p));
+    const waiting = (now: boolean) => {
+      if (now) progress.waitingFor = ctx.node;
+      else delete progress.waitingFor;
+      progress.phase = now ? `compensating: waiting for node ${ctx.node}` : 'compensating';
+      upsertSearchAttributes([{ key: SA.waitingFor, value: now ? ctx.node : null }]);
+    };
+    const { actions } = await CancellationScope.nonCancellable(() =>
+      compensateOnNode((within) => node.compensation(`put ${leaf.vm} back on ${images}, running`, within).ensureOnOwnImages(p), waiting),
+    );
     for (const a of actions) log.warn(`compensation: ${a}`, { leafDn });
   };
 
