@@ -10,10 +10,11 @@
  * workflow fails with the exit code (also written to the leaf). Node activities run on the task
  * queue of the VM's node; directory activities on this workflow's own queue.
  */
-import { CancellationScope, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, log, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import { stagingStateFile, type BackupContext, type PreparedBackup, type SnapshotResult } from '../core/backup-plan.js';
 import type { SnapshotMethod } from '../core/global-config.js';
+import { DELETING_PREFIX, deletingDirName } from '../core/layout.js';
 import { BACKUP_STEPS, FINISHED, STEP_MODES, type BackupStep, type Phase } from '../core/provisioning.js';
 import { SA } from '../core/search-attributes.js';
 import { backupProgressQuery, type BackupProgress } from './definitions.js';
@@ -178,10 +179,17 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     enter('rotate');
     leafAnswers.mode = STEP_MODES.retain[1];
     try {
+      // crash-safe (activities/node/backup/rotate.ts): the iterations are marked, their leaves
+      // removed, then their files; a retry or the next rotation finishes a deletion once begun
+      const { plan } = prepared;
       const rotation = await node
-        .quick(`keep the ${prepared.plan.iterations} newest iterations in ${prepared.plan.backupVmDir}`)
-        .rotateIterations(prepared.plan, prepared.plan.iterations);
+        .quick(`keep the ${plan.iterations} newest iterations in ${plan.backupVmDir}: mark the older ones ${DELETING_PREFIX}<ou>`)
+        .rotateIterations(plan, plan.iterations);
       outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
+      // histories from before this step (rotateIterations deleted the files itself) replay without it
+      if (patched('kvm-backup-crash-safe-rotation') && rotation.deleted.length) {
+        await node.quick(`delete ${rotation.deleted.map(deletingDirName).join(', ')} in ${plan.backupVmDir}`).purgeDeletedIterations(plan);
+      }
       await leafAnswers.done(FINISHED, { times, processed: true });
     } catch (e) {
       return fail(e);
