@@ -3,7 +3,8 @@
  * point of one activity, as a crash would: at the `nth` call of one adapter method (`files.rename`,
  * `files.removeDirectory`, `virsh.exec`, … or `*` for any) made by the first attempt of that
  * activity, before or after the call. Where it died is written to `markFile` first, so the test
- * knows. Started by test/helpers/node-process.ts:
+ * knows. It can also make one step fail for good (`failIn`) or run long (`delayIn`). Started by
+ * test/helpers/node-process.ts:
  *
  *   node crashing-node-worker.js --config FILE --crash '{"activity":"rotateIterations","call":"files.rename","nth":1,"when":"after"}'
  */
@@ -17,8 +18,8 @@ import { configureLogging } from '../../workers/logging.js';
 import { startWorkers } from '../../workers/run-workers.js';
 
 export interface CrashSpec {
-  /** The activity type in which the worker dies. */
-  activity: string;
+  /** The activity type in which the worker dies (none: it does not die). */
+  activity?: string;
   /** `<adapter>.<method>` counted (files, virsh, images; `copy` for the copier), or `*` for every call. */
   call?: string;
   /** Only calls whose first argument (a path) contains this are counted. */
@@ -29,8 +30,13 @@ export interface CrashSpec {
   when?: 'before' | 'after';
   /** Written (one line: where) just before the kill. */
   markFile?: string;
-  /** Also: every call of `call` (default: every adapter call) in this other activity fails with this exit code. */
-  failIn?: { activity: string; call?: string; code: number };
+  /**
+   * Also: every call of `call` (default: every adapter call) in this other activity whose first
+   * argument (as JSON) contains `argIncludes` fails with this exit code.
+   */
+  failIn?: { activity: string; call?: string; argIncludes?: string; code: number };
+  /** Also: the first adapter call of the first attempt of this activity waits `ms` first (a short step that runs long). */
+  delayIn?: { activity: string; ms: number };
 }
 
 function activityType(): { type: string; attempt: number } | undefined {
@@ -44,12 +50,13 @@ function activityType(): { type: string; attempt: number } | undefined {
 
 function inTarget(spec: CrashSpec): boolean {
   const a = activityType();
-  return a?.type === spec.activity && a.attempt === 1;
+  return spec.activity !== undefined && a?.type === spec.activity && a.attempt === 1;
 }
 
 /** The deps with every adapter call counted, and the process killed at the chosen one. */
 export function crashingDeps(deps: NodeDeps, spec: CrashSpec): NodeDeps {
   let count = 0;
+  let delayed = false;
   const die = (where: string) => {
     if (spec.markFile) writeFileSync(spec.markFile, `${where}\n`);
     process.kill(process.pid, 'SIGKILL');
@@ -59,7 +66,14 @@ export function crashingDeps(deps: NodeDeps, spec: CrashSpec): NodeDeps {
   const wrapFn =
     (name: string, fn: (...a: unknown[]) => unknown, self: unknown) =>
     async (...args: unknown[]) => {
-      if (spec.failIn && activityType()?.type === spec.failIn.activity && (spec.failIn.call ?? name) === name) throw failure(spec.failIn.code, `injected failure of ${name} in ${spec.failIn.activity}`);
+      const d = spec.delayIn;
+      const a = activityType();
+      if (d && !delayed && a?.type === d.activity && a.attempt === 1) {
+        delayed = true;
+        await new Promise((resolve) => setTimeout(resolve, d.ms));
+      }
+      const f = spec.failIn;
+      if (f && a?.type === f.activity && (f.call ?? name) === name && (!f.argIncludes || JSON.stringify(args[0]).includes(f.argIncludes))) throw failure(f.code, `injected failure of ${name} in ${f.activity}`);
       if (!counted(name, args)) return fn.apply(self, args);
       const where = `${spec.activity}: ${spec.when ?? 'before'} ${name}(${String(args[0])}) #${count}`;
       if (spec.when !== 'after') die(where);
@@ -92,7 +106,7 @@ async function main(): Promise<void> {
   const stop = () => void running.shutdown();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  console.log(`workers running for node ${config.environment} (node, dies in ${spec.activity})`);
+  console.log(`workers running for node ${config.environment} (node${spec.activity ? `, dies in ${spec.activity}` : ''})`);
   await running.done;
 }
 

@@ -123,7 +123,7 @@ for (const point of rotationPoints) {
       async () => (await startBackup(w, { leafDn: leaf.dn, heartbeatTimeout: '3 seconds' })).result(),
       () => assertFinishedLeavesWhole(`at the crash (${point.name})`),
     );
-    assert.match(where, new RegExp(point.spec.activity));
+    assert.match(where, new RegExp(point.spec.activity!));
 
     assert.deepEqual(readdirSync(vmDir()).sort(), [old, '20200101T120000Z', leaf.ou].sort(), 'kept: the backup and the newest earlier one; the unfinished one left alone; nothing marked');
     assert.deepEqual((await leavesOfVm()).map((l) => `${l.ou} ${l.mode}`), [`${old} finished`, `${leaf.ou} finished`]);
