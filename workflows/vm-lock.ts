@@ -11,8 +11,8 @@
  * over). An idle lock workflow completes after a minute; the next request starts a new run.
  */
 import {
-  CancellationScope, condition, continueAsNew, getExternalWorkflowHandle, log, proxyLocalActivities, setHandler, upsertSearchAttributes, uuid4,
-  workflowInfo,
+  CancellationScope, condition, continueAsNew, getExternalWorkflowHandle, log, patched, proxyLocalActivities, setHandler, upsertSearchAttributes,
+  uuid4, workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control/index.js';
 import { DIRECTORY_RETRY } from '../core/failures.js';
@@ -43,6 +43,9 @@ export interface VmLockInput {
 
 /** Histories stay short: a long-lived lock of a busy VM starts afresh now and then. */
 const HISTORY_LIMIT = 2_000;
+
+/** The patch that brought the liveness check by describe and continue-as-new while held (histories of older runs replay without it). */
+const LIVENESS_BY_DESCRIBE = 'kvm-backup-lock-liveness-by-describe';
 
 /** The liveness check, run beside the workflow (a marker in this history, nothing in the holder's). */
 const liveness = proxyLocalActivities<ControlActivities>({ startToCloseTimeout: '30 seconds', retry: { ...DIRECTORY_RETRY, maximumAttempts: 3 } });
@@ -102,6 +105,12 @@ export async function vmLockWorkflow(input: VmLockInput): Promise<void> {
     }
     while (!holderReleased) {
       if (await condition(() => holderReleased, livenessCheck)) break;
+      if (!patched(LIVENESS_BY_DESCRIBE)) {
+        // a run that began before this check existed replays as it ran: the liveness signal
+        const gone = await getExternalWorkflowHandle(holder.workflowId, holder.runId).signal(vmLockLivenessSignal).then(() => false, () => true);
+        if (gone) break;
+        continue;
+      }
       if (!(await holderRuns(input.vm, holder))) {
         log.warn('lock holder ended without releasing the lock; releasing it', { vm: input.vm, holder: holder.workflowId });
         break;
