@@ -13,7 +13,7 @@ export const SA = {
   phase: defineSearchAttributeKey('KvmPhase', SearchAttributeType.KEYWORD),
   snapshotMethod: defineSearchAttributeKey('KvmSnapshotMethod', SearchAttributeType.KEYWORD),
   leaf: defineSearchAttributeKey('KvmLeaf', SearchAttributeType.KEYWORD),
-  /** The node a compensation has waited for in vain (its worker is down); removed once the compensation ended. */
+  /** The node whose worker has not picked up a compensation in time (down, or busy); removed once the compensation ended. */
   waitingFor: defineSearchAttributeKey('KvmWaitingFor', SearchAttributeType.KEYWORD),
   exitCode: defineSearchAttributeKey('KvmExitCode', SearchAttributeType.INT),
   guestPauseMs: defineSearchAttributeKey('KvmGuestPauseMs', SearchAttributeType.INT),

@@ -29,7 +29,7 @@ export interface BackupRequest {
   steps?: BackupStep[];
   /** Overrides the configuration's (or the node's) snapshot method for this backup. */
   snapshotMethod?: SnapshotMethod;
-  /** Heartbeat timeout of the long node activities: how fast a crashed node worker is noticed. */
+  /** Heartbeat timeout of every node activity: how fast a crashed node worker is noticed (default 30 s). */
   heartbeatTimeout?: Duration;
   /** At most this many attempts per node step (default: the retry policies of core/failures.ts). */
   attempts?: number;

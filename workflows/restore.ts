@@ -33,6 +33,7 @@ export interface RestoreRequest {
   withoutState?: boolean;
   /** How long a one-go restore waits at the confirmation point (default 1 day, then it cancels). */
   confirmationTimeout?: Duration;
+  /** Heartbeat timeout of every node activity: how fast a crashed node worker is noticed (default 30 s). */
   heartbeatTimeout?: Duration;
   attempts?: number;
 }
