@@ -38,6 +38,9 @@ export async function createNodeWorker(o: NodeWorkerOptions): Promise<Worker> {
     maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities ?? 4,
     // long copies resume from their heartbeats, so a short grace period loses nothing
     shutdownGraceTime: '5 seconds',
+    // heartbeats carry the progress the CLI, `status` and the UI read (no history events): sent at
+    // least this often, not only every 0.8 × the heartbeat timeout
+    maxHeartbeatThrottleInterval: '5 seconds',
     identity: `node-worker@${o.deps.environment}/${process.pid}`,
     ...o.observation,
   });

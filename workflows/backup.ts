@@ -10,16 +10,19 @@
  * workflow fails with the exit code (also written to the leaf). Node activities run on the task
  * queue of the VM's node; directory activities on this workflow's own queue.
  */
-import { CancellationScope, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, log, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import { stagingStateFile, type BackupContext, type PreparedBackup, type SnapshotResult } from '../core/backup-plan.js';
 import type { SnapshotMethod } from '../core/global-config.js';
+import { DELETING_PREFIX, deletingDirName } from '../core/layout.js';
 import { BACKUP_STEPS, FINISHED, STEP_MODES, type BackupStep, type Phase } from '../core/provisioning.js';
 import { describeRetention } from '../core/retention.js';
 import { SA } from '../core/search-attributes.js';
-import { backupProgressQuery, progressReportSignal, type BackupProgress } from './definitions.js';
+import { WORKFLOW_PATCHES } from '../core/workflow-patches.js';
+import { backupProgressQuery, type BackupProgress } from './definitions.js';
 import { directory, LeafProtocol } from './leaf-protocol.js';
 import { nodeProxies } from './node-proxies.js';
+import { compensateOnNode } from './node-wait.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
 
 export interface BackupRequest {
@@ -29,7 +32,7 @@ export interface BackupRequest {
   steps?: BackupStep[];
   /** Overrides the configuration's (or the node's) snapshot method for this backup. */
   snapshotMethod?: SnapshotMethod;
-  /** Heartbeat timeout of the long node activities: how fast a crashed node worker is noticed. */
+  /** Heartbeat timeout of every node activity: how fast a crashed node worker is noticed (default 30 s). */
   heartbeatTimeout?: Duration;
   /** At most this many attempts per node step (default: the retry policies of core/failures.ts). */
   attempts?: number;
@@ -55,9 +58,6 @@ export async function backupWorkflow(request: BackupRequest): Promise<BackupOutc
   // the progress query answers from the start, also while the backup waits for the VM lock
   const progress: BackupProgress = { phase: 'waiting for the VM lock', times: {}, warnings: [] };
   setHandler(backupProgressQuery, () => progress);
-  setHandler(progressReportSignal, (r) => {
-    progress.copy = r;
-  });
   const vm = lockableVmOf(request.leafDn);
   return vm ? withVmLock(vm, 'backup', () => runBackup(request, progress)) : runBackup(request, progress);
 }
@@ -69,7 +69,6 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
   progress.phase = 'starting';
   const enter = (phase: string) => {
     progress.phase = phase;
-    delete progress.copy;
     upsertSearchAttributes([{ key: SA.phase, value: phase }]);
   };
 
@@ -109,13 +108,24 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     upsertSearchAttributes([{ key: SA.snapshotMethod, value: p.active ? p.plan.method : 'offline' }]);
     return p;
   };
-  /** Puts the VM back on its own images, running if it ran; cannot be cancelled and never gives up. */
+  /**
+   * Puts the VM back on its own images, running if it ran; cannot be cancelled and never gives up. It
+   * waits for its node as long as it takes, saying so in the progress and in KvmWaitingFor.
+   */
   const compensate = async () => {
     if (!prepared) return;
     const p = prepared;
     enter('compensating');
     const images = p.plan.disks.map((d) => d.path).join(', ');
-    const { actions } = await CancellationScope.nonCancellable(() => node.compensation(`put ${leaf.vm} back on ${images}, running`).ensureOnOwnImages(p));
+    const waiting = (now: boolean) => {
+      if (now) progress.waitingFor = ctx.node;
+      else delete progress.waitingFor;
+      progress.phase = now ? `compensating: waiting for node ${ctx.node}` : 'compensating';
+      upsertSearchAttributes([{ key: SA.waitingFor, value: now ? ctx.node : null }]);
+    };
+    const { actions } = await CancellationScope.nonCancellable(() =>
+      compensateOnNode((within) => node.compensation(`put ${leaf.vm} back on ${images}, running`, within).ensureOnOwnImages(p), waiting),
+    );
     for (const a of actions) log.warn(`compensation: ${a}`, { leafDn });
   };
 
@@ -172,12 +182,19 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
     enter('rotate');
     leafAnswers.mode = STEP_MODES.retain[1];
     try {
+      // crash-safe (activities/node/backup/rotate.ts): the iterations are marked, their leaves
+      // removed, then their files; a retry or the next rotation finishes a deletion once begun
+      const { plan } = prepared;
       // plans from before the calendar rules carry no retention: keep-last as then
-      const keep = prepared.plan.retention ?? prepared.plan.iterations;
+      const keep = plan.retention ?? plan.iterations;
       const rotation = await node
-        .quick(`rotate ${prepared.plan.backupVmDir}: keep ${describeRetention(keep)}`)
-        .rotateIterations(prepared.plan, keep);
+        .quick(`rotate ${plan.backupVmDir}: keep ${describeRetention(keep)}${plan.repository ? '' : `, mark the others ${DELETING_PREFIX}<ou>`}`)
+        .rotateIterations(plan, keep);
       outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
+      // histories from before this step (rotateIterations deleted the files itself) replay without it
+      if (patched(WORKFLOW_PATCHES.crashSafeRotation.id) && rotation.deleted.length) {
+        await node.quick(`delete ${rotation.deleted.map(deletingDirName).join(', ')} in ${plan.backupVmDir}`).purgeDeletedIterations(plan);
+      }
       await leafAnswers.done(FINISHED, { times, processed: true });
     } catch (e) {
       return fail(e);

@@ -5,7 +5,6 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Phase } from '../core/provisioning.js';
-import { PROGRESS_SIGNAL, type ProgressReport } from '../core/progress.js';
 import { VM_LOCK_SIGNALS, VM_LOCK_STATE_QUERY, type VmLockRequest, type VmLockState } from '../core/vm-lock.js';
 
 /** What a running backup reports: its phase, the durations so far, warnings, the running copy. */
@@ -15,8 +14,8 @@ export interface BackupProgress {
   node?: string;
   times: Partial<Record<Phase, number>>;
   warnings: string[];
-  /** The running copy or block commit: bytes, total, rate (reported by the node every few seconds). */
-  copy?: ProgressReport;
+  /** The node whose worker the compensation waits for (it has not picked the compensation up). */
+  waitingFor?: string;
 }
 
 /** What a running restore reports; `awaitingConfirmation` while a one-go restore waits for its "yes". */
@@ -26,18 +25,17 @@ export interface RestoreProgress {
   backupDir?: string;
   warnings: string[];
   awaitingConfirmation: boolean;
-  /** The running copy: bytes, total, rate (reported by the node every few seconds). */
-  copy?: ProgressReport;
 }
 
-/** Backups and restores answer the same query name, each with its own shape; `phase` is common. */
+/**
+ * Backups and restores answer the same query name, each with its own shape; `phase` is common. The
+ * progress of a running copy is not here: it is in the pending activity's heartbeat details
+ * (core/progress.ts), read with describe, so it adds nothing to the history.
+ */
 export const PROGRESS_QUERY = 'progress';
 export const backupProgressQuery = defineQuery<BackupProgress>(PROGRESS_QUERY);
 export const restoreProgressQuery = defineQuery<RestoreProgress>(PROGRESS_QUERY);
 export const phaseQuery = defineQuery<{ phase?: string }>(PROGRESS_QUERY);
-
-/** The node's copy reports (sent by activities/node/heartbeat.ts). */
-export const progressReportSignal = defineSignal<[ProgressReport]>(PROGRESS_SIGNAL);
 
 /** true = go on with the large files and the restore; false = cancel (the retain files are removed). */
 export const confirmRestoreSignal = defineSignal<[boolean]>('confirmRestore');
