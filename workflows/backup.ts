@@ -5,20 +5,25 @@
  *   merge     = block-commit every overlay back into its image
  *   retain    = export to the backup root with a manifest, then rotate
  *
+ * Before the first phase the backup waits for a slot on its node (workflows/node-slots.ts, [Backup]
+ * MAX_CONCURRENT_BACKUPS), holding only its own VM's lock meanwhile; the slot is held to the end.
+ *
  * The leaf mirrors each phase (…ing, then …ed with its return value in the same modify). Any failure
  * after the snapshot runs the compensation first, so the VM ends running on its own images, then the
  * workflow fails with the exit code (also written to the leaf). Node activities run on the task
  * queue of the VM's node; directory activities on this workflow's own queue.
  */
-import { CancellationScope, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { CancellationScope, log, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import { stagingStateFile, type BackupContext, type PreparedBackup, type SnapshotResult } from '../core/backup-plan.js';
 import type { SnapshotMethod } from '../core/global-config.js';
 import { BACKUP_STEPS, FINISHED, STEP_MODES, type BackupStep, type Phase } from '../core/provisioning.js';
+import { waitingForSlotPhase } from '../core/node-slots.js';
 import { SA } from '../core/search-attributes.js';
 import { backupProgressQuery, progressReportSignal, type BackupProgress } from './definitions.js';
 import { directory, LeafProtocol } from './leaf-protocol.js';
 import { nodeProxies } from './node-proxies.js';
+import { withNodeSlot } from './node-slots.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
 
 export interface BackupRequest {
@@ -33,6 +38,9 @@ export interface BackupRequest {
   /** At most this many attempts per node step (default: the retry policies of core/failures.ts). */
   attempts?: number;
 }
+
+/** Backups record the node slot they ran in (workflows/node-slots.ts); histories from before it replay without. */
+const NODE_SLOTS_PATCH = 'kvm-backup-node-slots';
 
 export interface BackupOutcome {
   leafDn: string;
@@ -99,86 +107,96 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
   const method = request.snapshotMethod ?? ctx.configuration.config.snapshotMethod;
   const outcome: BackupOutcome = { leafDn, vm: leaf.vm, ou: leaf.ou, node: ctx.node, steps, times, bytes: 0, resumedBytes: 0, warnings, rotated: [] };
 
-  let prepared: PreparedBackup | undefined;
-  const prepare = async (purpose: BackupStep): Promise<PreparedBackup> => {
-    enter('preflight');
-    const p = await node.quick(`preflight of ${leaf.vm} for ${purpose}: disks, free space, RAM disk`).preflight(ctx, method, purpose);
-    warnings.push(...p.warnings);
-    for (const w of p.warnings) log.warn(w, { leafDn });
-    upsertSearchAttributes([{ key: SA.snapshotMethod, value: p.active ? p.plan.method : 'offline' }]);
-    return p;
-  };
-  /** Puts the VM back on its own images, running if it ran; cannot be cancelled and never gives up. */
-  const compensate = async () => {
-    if (!prepared) return;
-    const p = prepared;
-    enter('compensating');
-    const images = p.plan.disks.map((d) => d.path).join(', ');
-    const { actions } = await CancellationScope.nonCancellable(() => node.compensation(`put ${leaf.vm} back on ${images}, running`).ensureOnOwnImages(p));
-    for (const a of actions) log.warn(`compensation: ${a}`, { leafDn });
-  };
+  /** The phases on the node, one go or the steps asked for; fails (after the compensation) with the code. */
+  const runPhases = async (): Promise<void> => {
+    let prepared: PreparedBackup | undefined;
+    const prepare = async (purpose: BackupStep): Promise<PreparedBackup> => {
+      enter('preflight');
+      const p = await node.quick(`preflight of ${leaf.vm} for ${purpose}: disks, free space, RAM disk`).preflight(ctx, method, purpose);
+      warnings.push(...p.warnings);
+      for (const w of p.warnings) log.warn(w, { leafDn });
+      upsertSearchAttributes([{ key: SA.snapshotMethod, value: p.active ? p.plan.method : 'offline' }]);
+      return p;
+    };
+    /** Puts the VM back on its own images, running if it ran; cannot be cancelled and never gives up. */
+    const compensate = async () => {
+      if (!prepared) return;
+      const p = prepared;
+      enter('compensating');
+      const images = p.plan.disks.map((d) => d.path).join(', ');
+      const { actions } = await CancellationScope.nonCancellable(() => node.compensation(`put ${leaf.vm} back on ${images}, running`).ensureOnOwnImages(p));
+      for (const a of actions) log.warn(`compensation: ${a}`, { leafDn });
+    };
 
-  // ---- the phases --------------------------------------------------------------------------------
-  for (const step of steps) {
-    try {
-      prepared ??= await prepare(step);
-    } catch (e) {
-      return fail(e); // nothing has changed yet
-    }
-    try {
-      // in one go the VM may be on its overlays here: a leaf that cannot be written is compensated too
-      if (step !== steps[0]) await leafAnswers.begin(STEP_MODES[step][0]);
-      if (step === 'snapshot') {
-        enter('snapshot');
-        const p = prepared;
-        const what = p.active ? `RAM → ${stagingStateFile(p)}, ${p.plan.disks.map((d) => `${d.target} → ${d.overlay}`).join(', ')}` : 'shut off: no overlay';
-        const snap = await node.long(`${p.active ? p.plan.method : 'offline'} snapshot of ${leaf.vm}: ${what}`).takeSnapshot(p);
-        outcome.method = snap.method;
-        outcome.pauseMs = snap.pauseMs;
-        times.downtime = Math.max(0, snap.pauseMs);
-        upsertSearchAttributes([{ key: SA.guestPauseMs, value: Math.max(0, snap.pauseMs) }]);
-        enter('copy to retain');
-        const exported = await directory.exportLdif(leaf.vm);
-        warnings.push(...exported.warnings);
-        const copied = await node
-          .long(`copy ${prepared.plan.disks.map((d) => d.path).join(', ')}, state, XML, LDIF → ${prepared.plan.retainDir}`)
-          .copyToRetain(prepared, exported.ldif);
-        outcome.bytes += copied.bytes;
-        outcome.resumedBytes += copied.resumedBytes;
-        times.snapshot = snap.durationMs + copied.durationMs;
-      } else if (step === 'merge') {
-        enter('merge');
-        const commits = prepared.plan.disks.map((d) => `${d.overlay} → ${d.path}`).join(', ');
-        times.merge = (await node.long(`block commit ${commits}`).mergeBack(prepared)).durationMs;
-      } else {
-        enter('export');
-        const exported = await node.long(`copy ${prepared.plan.retainDir} → ${prepared.plan.backupDir}, manifest last`).exportBackup(prepared);
-        outcome.bytes += exported.bytes;
-        outcome.resumedBytes += exported.resumedBytes;
-        times.retain = exported.durationMs;
+    // ---- the phases --------------------------------------------------------------------------------
+    for (const step of steps) {
+      try {
+        prepared ??= await prepare(step);
+      } catch (e) {
+        return fail(e); // nothing has changed yet
       }
-      // step by step, the last step answers with the processed stamp in the same modify
-      const last = step === steps[steps.length - 1] && steps.length < BACKUP_STEPS.length;
-      await leafAnswers.done(STEP_MODES[step][1], { times, processed: last });
-    } catch (e) {
-      await compensate();
-      return fail(e);
+      try {
+        // in one go the VM may be on its overlays here: a leaf that cannot be written is compensated too
+        if (step !== steps[0]) await leafAnswers.begin(STEP_MODES[step][0]);
+        if (step === 'snapshot') {
+          enter('snapshot');
+          const p = prepared;
+          const what = p.active ? `RAM → ${stagingStateFile(p)}, ${p.plan.disks.map((d) => `${d.target} → ${d.overlay}`).join(', ')}` : 'shut off: no overlay';
+          const snap = await node.long(`${p.active ? p.plan.method : 'offline'} snapshot of ${leaf.vm}: ${what}`).takeSnapshot(p);
+          outcome.method = snap.method;
+          outcome.pauseMs = snap.pauseMs;
+          times.downtime = Math.max(0, snap.pauseMs);
+          upsertSearchAttributes([{ key: SA.guestPauseMs, value: Math.max(0, snap.pauseMs) }]);
+          enter('copy to retain');
+          const exported = await directory.exportLdif(leaf.vm);
+          warnings.push(...exported.warnings);
+          const copied = await node
+            .long(`copy ${prepared.plan.disks.map((d) => d.path).join(', ')}, state, XML, LDIF → ${prepared.plan.retainDir}`)
+            .copyToRetain(prepared, exported.ldif);
+          outcome.bytes += copied.bytes;
+          outcome.resumedBytes += copied.resumedBytes;
+          times.snapshot = snap.durationMs + copied.durationMs;
+        } else if (step === 'merge') {
+          enter('merge');
+          const commits = prepared.plan.disks.map((d) => `${d.overlay} → ${d.path}`).join(', ');
+          times.merge = (await node.long(`block commit ${commits}`).mergeBack(prepared)).durationMs;
+        } else {
+          enter('export');
+          const exported = await node.long(`copy ${prepared.plan.retainDir} → ${prepared.plan.backupDir}, manifest last`).exportBackup(prepared);
+          outcome.bytes += exported.bytes;
+          outcome.resumedBytes += exported.resumedBytes;
+          times.retain = exported.durationMs;
+        }
+        // step by step, the last step answers with the processed stamp in the same modify
+        const last = step === steps[steps.length - 1] && steps.length < BACKUP_STEPS.length;
+        await leafAnswers.done(STEP_MODES[step][1], { times, processed: last });
+      } catch (e) {
+        await compensate();
+        return fail(e);
+      }
     }
-  }
 
-  // ---- one go: rotate and finish -------------------------------------------------------------------
-  if (steps.length === BACKUP_STEPS.length && prepared) {
-    enter('rotate');
-    leafAnswers.mode = STEP_MODES.retain[1];
-    try {
-      const rotation = await node
-        .quick(`keep the ${prepared.plan.iterations} newest iterations in ${prepared.plan.backupVmDir}`)
-        .rotateIterations(prepared.plan, prepared.plan.iterations);
-      outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
-      await leafAnswers.done(FINISHED, { times, processed: true });
-    } catch (e) {
-      return fail(e);
+    // ---- one go: rotate and finish -------------------------------------------------------------------
+    if (steps.length === BACKUP_STEPS.length && prepared) {
+      enter('rotate');
+      leafAnswers.mode = STEP_MODES.retain[1];
+      try {
+        const rotation = await node
+          .quick(`keep the ${prepared.plan.iterations} newest iterations in ${prepared.plan.backupVmDir}`)
+          .rotateIterations(prepared.plan, prepared.plan.iterations);
+        outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
+        await leafAnswers.done(FINISHED, { times, processed: true });
+      } catch (e) {
+        return fail(e);
+      }
     }
+  };
+
+  // histories recorded before the node slots existed replay without them
+  if (patched(NODE_SLOTS_PATCH)) {
+    await withNodeSlot(ctx.node, leaf.vm, () => enter(waitingForSlotPhase(ctx.node)), runPhases);
+  } else {
+    await runPhases();
   }
   enter('done');
   upsertSearchAttributes([{ key: SA.exitCode, value: 0 }]);
