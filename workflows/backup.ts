@@ -108,7 +108,7 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
   const outcome: BackupOutcome = { leafDn, vm: leaf.vm, ou: leaf.ou, node: ctx.node, steps, times, bytes: 0, resumedBytes: 0, warnings, rotated: [] };
 
   /** The phases on the node, one go or the steps asked for; fails (after the compensation) with the code. */
-  const runPhases = async (): Promise<void> => {
+  const runPhases = async (releaseNode: () => void = () => undefined): Promise<void> => {
     let prepared: PreparedBackup | undefined;
     const prepare = async (purpose: BackupStep): Promise<PreparedBackup> => {
       enter('preflight');
@@ -184,6 +184,7 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
         const rotation = await node
           .quick(`keep the ${prepared.plan.iterations} newest iterations in ${prepared.plan.backupVmDir}`)
           .rotateIterations(prepared.plan, prepared.plan.iterations);
+        releaseNode(); // the node's part is done: its slot goes to the next backup while the directory is answered
         outcome.rotated = await directory.deleteLeaves(leaf.vm, rotation.deleted);
         await leafAnswers.done(FINISHED, { times, processed: true });
       } catch (e) {

@@ -120,10 +120,12 @@ export async function nodeSlotsWorkflow(input: NodeSlotsInput): Promise<void> {
 
 /**
  * Runs `fn` while this workflow holds a backup slot of `node`; waits in line (after `onWait()`)
- * while the node runs as many backups as it may. The slot is given back however `fn` ends. With
- * no limit configured ([Backup] MAX_CONCURRENT_BACKUPS = 0) `fn` runs at once.
+ * while the node runs as many backups as it may. `fn` may give the slot back early with `release()`
+ * once its last step on the node is done (the signal goes out while `fn` goes on); else it is given
+ * back however `fn` ends. With no limit configured ([Backup] MAX_CONCURRENT_BACKUPS = 0) `fn` runs
+ * at once.
  */
-export async function withNodeSlot<T>(node: string, vm: string, onWait: () => void, fn: () => Promise<T>): Promise<T> {
+export async function withNodeSlot<T>(node: string, vm: string, onWait: () => void, fn: (release: () => void) => Promise<T>): Promise<T> {
   const requestId = uuid4();
   let granted = false;
   setHandler(nodeSlotGrantedSignal, (id) => {
@@ -132,17 +134,22 @@ export async function withNodeSlot<T>(node: string, vm: string, onWait: () => vo
   setHandler(nodeSlotLivenessSignal, () => undefined);
   const { workflowId, runId } = workflowInfo();
   let unlimited = false;
+  let released: Promise<void> | undefined;
+  const release = () => {
+    released ??= CancellationScope.nonCancellable(() => getExternalWorkflowHandle(nodeSlotsWorkflowId(node)).signal(releaseNodeSlotSignal, requestId)).catch((e) =>
+      log.warn('could not give back the backup slot; it is freed when this run has ended', { node, vm, error: String(e) }),
+    );
+  };
   onWait();
   try {
     const { slots } = await directory.requestNodeSlot({ node, request: { requestId, workflowId, runId, vm, operation: 'backup' } });
     unlimited = slots === 0;
     await condition(() => granted || unlimited);
-    return await fn();
+    return await fn(() => {
+      if (!unlimited) release();
+    });
   } finally {
-    if (!unlimited) {
-      await CancellationScope.nonCancellable(() => getExternalWorkflowHandle(nodeSlotsWorkflowId(node)).signal(releaseNodeSlotSignal, requestId)).catch((e) =>
-        log.warn('could not give back the backup slot; it is freed when this run has ended', { node, vm, error: String(e) }),
-      );
-    }
+    if (!unlimited) release();
+    await released;
   }
 }
