@@ -40,6 +40,8 @@ export interface FleetStackOptions {
   iterations?: number;
   /** Without: no Temporal server, no workers (directory-only measurements). */
   temporal?: boolean;
+  /** Without: the Temporal server, but no control worker and no simulated nodes. */
+  workers?: boolean;
   durations?: (vm: string) => PhaseDurations;
 }
 
@@ -133,6 +135,7 @@ export async function startFleetStack(o: FleetStackOptions): Promise<FleetStack>
     const client = new Client({ connection: await Connection.connect({ address: temporal.address }), namespace: 'default' });
     stops.push(() => client.connection.close());
     await ensureSearchAttributes(client, 'default');
+    if (o.workers === false) return { ...stack, temporal, client };
     const controlLog = join(dir, 'logs', 'control-worker.log');
     const control = await startDaemon({
       name: 'control-worker',
