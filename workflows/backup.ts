@@ -83,7 +83,11 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
   const leafAnswers = new LeafProtocol(leafDn, STEP_MODES[steps[0] ?? 'snapshot'][0], (code) => {
     progress.phase = `failed (${code})`;
   });
-  const fail = (error: unknown) => leafAnswers.fail(error, times);
+  let answeredFailure = false;
+  const fail = (error: unknown) => {
+    answeredFailure = true;
+    return leafAnswers.fail(error, times);
+  };
 
   // ---- lock the leaf and read what it asks for -------------------------------------------------
   let ctx: BackupContext;
@@ -195,7 +199,13 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
 
   // histories recorded before the node slots existed replay without them
   if (patched(NODE_SLOTS_PATCH)) {
-    await withNodeSlot(ctx.node, leaf.vm, () => enter(waitingForSlotPhase(ctx.node)), runPhases);
+    try {
+      await withNodeSlot(ctx.node, leaf.vm, () => enter(waitingForSlotPhase(ctx.node)), runPhases);
+    } catch (e) {
+      // the phases answer their own failures; one while waiting for the slot (cancelled, Temporal away) is answered here
+      if (answeredFailure) throw e;
+      return fail(e);
+    }
   } else {
     await runPhases();
   }

@@ -33,7 +33,7 @@ let sim: SimulatedNodes;
 const control: RunningWorkers[] = [];
 let nodes: string[];
 let vms: FleetVm[];
-/** One VM on each node outside the run: backups started beside it. */
+/** Four VMs on each node outside the run (extras[i] is on nodes[i % 4]): backups started beside it. */
 let extras: FleetVm[];
 /** Durations per VM; `slow` VMs (the liveness test) take long. */
 const slow = new Set<string>();
@@ -48,7 +48,7 @@ before(async () => {
   nodes = ['a', 'b', 'c', 'd'].map((x) => `${w.node}-${x}`);
   // 8 VMs on each of the first three nodes; the fourth node is the liveness test's
   vms = fleetVms(uniqueName('fl'), 24, nodes.slice(0, 3), w.pool);
-  extras = fleetVms(uniqueName('fx'), 4, nodes, w.pool);
+  extras = fleetVms(uniqueName('fx'), 16, nodes, w.pool);
   await addFleetVms(w.directory, [...vms, ...extras]);
   control.push(await w.startWorkers({ node: false }), await w.startWorkers({ node: false }));
   connection = await connectWorker(temporalTarget());
@@ -174,4 +174,21 @@ test('a holder terminated without giving its slot back loses it at the next live
     assert.ok(Date.now() < deadline, `the terminated holder is dropped within the liveness check: ${JSON.stringify(s?.holders)}`);
     await sleep(100);
   }
+});
+
+test('a backup cancelled while it waits for its node\'s slot leaves the line; the holders keep theirs', { timeout: 60_000 }, async () => {
+  const [a, b, waiting] = [extras[7]!, extras[11]!, extras[15]!];
+  const node = a.node;
+  slow.add(a.vm);
+  slow.add(b.vm);
+  const ou = leafTimestamp(new Date());
+  const holders = [await startBackup(a.vm, ou), await startBackup(b.vm, ou)];
+  for (let until = Date.now() + 15_000; sim.recorder.activeNow(node) !== 2; await sleep(50)) assert.ok(Date.now() < until, 'two backups hold the slots');
+  const third = await startBackup(waiting.vm, ou);
+  for (let until = Date.now() + 15_000; !(await slotsState(node))?.waiting.some((r) => r.vm === waiting.vm); await sleep(50)) assert.ok(Date.now() < until, 'the third waits in line');
+  await third.cancel();
+  await assert.rejects(third.result());
+  for (let until = Date.now() + 10_000; (await slotsState(node))?.waiting.length; await sleep(50)) assert.ok(Date.now() < until, 'the cancelled request left the line');
+  assert.equal((await slotsState(node))?.holders.length, 2, 'the holders keep their slots');
+  for (const h of holders) await h.terminate('test: done');
 });
