@@ -5,7 +5,7 @@
  * --control-only`, so its CPU time is its own), and simulated node workers in this process
  * (test/helpers/simulated-nodes.ts: the backup activities sleep). Stopped by PID.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
@@ -88,6 +88,9 @@ export async function startFleetStack(o: FleetStackOptions): Promise<FleetStack>
   const stops: Array<() => Promise<unknown>> = [];
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch((e) => console.error('stop:', e));
+    // the logs outlive the run when asked (KVM_BACKUP_BENCH_LOGS=<dir>)
+    const keep = process.env['KVM_BACKUP_BENCH_LOGS'];
+    if (keep) cpSync(join(dir, 'logs'), join(keep, `${o.label}-${Date.now()}`), { recursive: true });
     rmSync(dir, { recursive: true, force: true });
   };
   try {

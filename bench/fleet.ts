@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '3' },
     speed: { type: 'string', default: '1' },
     seed: { type: 'string', default: '11' },
+    explain: { type: 'boolean', default: false },
   },
 });
 const VMS = Number(args.vms);
@@ -80,12 +81,33 @@ export function breakdown(stack: FleetStack, durations: Map<string, PhaseDuratio
       if (ended.length) gaps.push(i.start - Math.max(...ended));
     });
   }
+  const slowest = mine
+    .map((i, k) => ({ vm: i.vm, node: i.node, overheadMs: overhead[k]!, startS: (i.start - start) / 1000 }))
+    .sort((a, b) => b.overheadMs - a.overheadMs)
+    .slice(0, 3);
   return {
     firstMs: Math.min(...mine.map((i) => i.start)) - start,
     overheadMs: median(overhead),
+    overheadMaxMs: Math.max(...overhead),
     gapMs: gaps.length ? median(gaps) : 0,
+    gapMaxMs: gaps.length ? Math.max(...gaps) : 0,
     tailMs: close - Math.max(...mine.map((i) => i.end)),
+    slowest,
   };
+}
+
+/** The event timeline of one backup of this run (where its time went), for --explain. */
+async function explain(stack: FleetStack, vm: string, since: Date): Promise<void> {
+  for await (const w of stack.client!.workflow.list({ query: `WorkflowType = "backupWorkflow" AND KvmVm = "${vm}" AND StartTime >= "${since.toISOString()}"` })) {
+    const history = await stack.client!.workflow.getHandle(w.workflowId, w.runId).fetchHistory();
+    const t0 = Number(history.events![0]!.eventTime!.seconds) * 1000 + Math.round((history.events![0]!.eventTime!.nanos ?? 0) / 1e6);
+    console.log(`  ${w.workflowId}:`);
+    for (const e of history.events ?? []) {
+      const t = Number(e.eventTime!.seconds) * 1000 + Math.round((e.eventTime!.nanos ?? 0) / 1e6);
+      const what = e.activityTaskScheduledEventAttributes?.activityType?.name ?? e.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName ?? e.workflowExecutionSignaledEventAttributes?.signalName ?? '';
+      console.log(`    +${String(t - t0).padStart(6)} ms ${e.eventType} ${what}`);
+    }
+  }
 }
 
 /** Every workflow started since `since`, closed: events per type, the longest history. */
@@ -184,7 +206,8 @@ async function main(): Promise<void> {
         `${fmt(parts.firstMs / 1000, 1)} / ${fmt(parts.overheadMs / 1000, 2)} / ${fmt(parts.gapMs / 1000, 2)} / ${fmt(parts.tailMs / 1000, 1)}`, fmt(cpuRun / 1000, 1),
         fmt((cpuRun / makespanMs) * 100, 1), fmt(cpuRun / Math.max(1, finished), 0), fmt(total / Math.max(1, finished), 1), longest, maxActive,
       ]);
-      console.log(`run ${run}: ${JSON.stringify(rows.at(-1))}`);
+      if (args.explain) await explain(stack, parts.slowest[0]!.vm, since);
+      console.log(`run ${run}: ${JSON.stringify(rows.at(-1))}; in-slot overhead max ${fmt(parts.overheadMaxMs, 0)} ms, handover max ${fmt(parts.gapMaxMs, 0)} ms; slowest ${JSON.stringify(parts.slowest)}`);
       console.log(`  histories by type: ${JSON.stringify(Object.fromEntries([...stats].map(([k, t]) => [k, { ...t, mean: Math.round(t.events / t.count) }])))}`);
     }
     console.log(`\nfleet: ${VMS} VMs over ${NODES} simulated nodes, MAX_CONCURRENT_BACKUPS ${SLOTS}, mean backup ${fmt(meanBackupMs / 1000, 1)} s, ${machine()}, load ${loadBefore} → ${load()}\n`);

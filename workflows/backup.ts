@@ -21,7 +21,7 @@ import { BACKUP_STEPS, FINISHED, STEP_MODES, type BackupStep, type Phase } from 
 import { waitingForSlotPhase } from '../core/node-slots.js';
 import { SA } from '../core/search-attributes.js';
 import { backupProgressQuery, progressReportSignal, type BackupProgress } from './definitions.js';
-import { directory, LeafProtocol } from './leaf-protocol.js';
+import { directory, LeafProtocol, localDirectory } from './leaf-protocol.js';
 import { nodeProxies } from './node-proxies.js';
 import { withNodeSlot } from './node-slots.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
@@ -111,6 +111,8 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
   const method = request.snapshotMethod ?? ctx.configuration.config.snapshotMethod;
   const outcome: BackupOutcome = { leafDn, vm: leaf.vm, ou: leaf.ou, node: ctx.node, steps, times, bytes: 0, resumedBytes: 0, warnings, rotated: [] };
 
+  let ldif = directory;
+
   /** The phases on the node, one go or the steps asked for; fails (after the compensation) with the code. */
   const runPhases = async (releaseNode: () => void = () => undefined): Promise<void> => {
     let prepared: PreparedBackup | undefined;
@@ -152,7 +154,7 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
           times.downtime = Math.max(0, snap.pauseMs);
           upsertSearchAttributes([{ key: SA.guestPauseMs, value: Math.max(0, snap.pauseMs) }]);
           enter('copy to retain');
-          const exported = await directory.exportLdif(leaf.vm);
+          const exported = await ldif.exportLdif(leaf.vm);
           warnings.push(...exported.warnings);
           const copied = await node
             .long(`copy ${prepared.plan.disks.map((d) => d.path).join(', ')}, state, XML, LDIF → ${prepared.plan.retainDir}`)
@@ -199,6 +201,9 @@ async function runBackup(request: BackupRequest, progress: BackupProgress): Prom
 
   // histories recorded before the node slots existed replay without them
   if (patched(NODE_SLOTS_PATCH)) {
+    // holding a node slot, the directory steps between node steps run as local activities
+    leafAnswers.answers = localDirectory;
+    ldif = localDirectory;
     try {
       await withNodeSlot(ctx.node, leaf.vm, () => enter(waitingForSlotPhase(ctx.node)), runPhases);
     } catch (e) {
