@@ -129,6 +129,7 @@ async function runPart(): Promise<void> {
     await scheduler.stop();
     const since = new Date(Date.now() - 1_000);
     const cpu0 = cpuMs(stack.control!.pid);
+    const [server0, slapd0, self0] = [cpuMs(stack.temporal!.pid), cpuMs(stack.slapd.pid), process.cpuUsage()];
     const loadBefore = load();
     const handle = stack.client!.workflow.getHandle(await fire(stack, scheduleId));
     let outcome: { finished: string[]; failed: unknown[]; removed: string[] };
@@ -139,6 +140,10 @@ async function runPart(): Promise<void> {
       console.error('the run failed:', String(e), JSON.stringify(outcome.failed.slice(0, 5)));
     }
     const cpu = cpuMs(stack.control!.pid) - cpu0;
+    const serverCpu = cpuMs(stack.temporal!.pid) - server0;
+    const slapdCpu = cpuMs(stack.slapd.pid) - slapd0;
+    const selfUsage = process.cpuUsage(self0);
+    const nodesCpu = (selfUsage.user + selfUsage.system) / 1000;
     const d = await handle.describe();
     const makespan = d.closeTime!.getTime() - d.startTime.getTime();
     const parts = breakdown(stack, durations, since.getTime(), d.startTime.getTime(), d.closeTime!.getTime());
@@ -153,8 +158,11 @@ async function runPart(): Promise<void> {
     const maxActive = Math.max(...stack.nodes.map((n) => stack.sim!.recorder.maxActive.get(n) ?? 0));
     console.log(`\nscheduled run: ${VMS} VMs of one pool over ${NODES} simulated nodes, MAX_CONCURRENT_BACKUPS ${SLOTS}${args.retention ? ', a deletion per VM' : ''}, load ${loadBefore} → ${loadAfter}\n`);
     console.log(table(
-      ['finished', 'failed', 'removed by retention', 'makespan s', 'ideal s', 'first backup s (preparation)', 'control CPU s', 'history events per backup', 'most backups on one node at once', 'workflows with ≥ 10,000 events'],
-      [[outcome.finished.length, outcome.failed.length, outcome.removed.length, fmt(makespan / 1000, 0), fmt(ideal / 1000, 0), fmt(parts.firstMs / 1000, 1), fmt(cpu / 1000, 0), fmt(total / Math.max(1, outcome.finished.length), 1), maxActive, over]],
+      ['finished', 'failed', 'removed by retention', 'makespan s', 'ideal s', 'first backup s (preparation)', `CPU s: control worker / Temporal server / slapd / this process (${NODES} simulated nodes, the client)`, 'history events per backup', 'most backups on one node at once', 'workflows with ≥ 10,000 events'],
+      [[
+        outcome.finished.length, outcome.failed.length, outcome.removed.length, fmt(makespan / 1000, 0), fmt(ideal / 1000, 0), fmt(parts.firstMs / 1000, 1),
+        `${fmt(cpu / 1000, 0)} / ${fmt(serverCpu / 1000, 0)} / ${fmt(slapdCpu / 1000, 0)} / ${fmt(nodesCpu / 1000, 0)}`, fmt(total / Math.max(1, outcome.finished.length), 1), maxActive, over,
+      ]],
     ));
     console.log('\nhistories per workflow type\n');
     console.log(table(
