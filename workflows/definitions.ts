@@ -5,6 +5,7 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Phase } from '../core/provisioning.js';
+import { NODE_SLOT_SIGNALS, NODE_SLOTS_STATE_QUERY, type NodeSlotRequest, type NodeSlotsState } from '../core/node-slots.js';
 import { VM_LOCK_SIGNALS, VM_LOCK_STATE_QUERY, type VmLockRequest, type VmLockState } from '../core/vm-lock.js';
 
 /** What a running backup reports: its phase, the durations so far, warnings, the running copy. */
@@ -46,3 +47,9 @@ export const vmLockGrantedSignal = defineSignal<[string]>(VM_LOCK_SIGNALS.grante
 /** Sent to the holder only to learn whether it still runs; it needs no answer. */
 export const vmLockLivenessSignal = defineSignal<[]>(VM_LOCK_SIGNALS.liveness);
 export const vmLockStateQuery = defineQuery<VmLockState>(VM_LOCK_STATE_QUERY);
+
+export const acquireNodeSlotSignal = defineSignal<[NodeSlotRequest]>(NODE_SLOT_SIGNALS.acquire);
+export const releaseNodeSlotSignal = defineSignal<[string]>(NODE_SLOT_SIGNALS.release);
+export const nodeSlotGrantedSignal = defineSignal<[string]>(NODE_SLOT_SIGNALS.granted);
+/** Sent to each holder of a node slot only to learn whether it still runs. */
+export const nodeSlotsStateQuery = defineQuery<NodeSlotsState>(NODE_SLOTS_STATE_QUERY);
