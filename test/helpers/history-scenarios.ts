@@ -297,6 +297,26 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    name: 'vm-lock held through liveness checks',
+    async run({ world, stub }) {
+      // the lock started beforehand with a 1 s liveness check: a backup holds it a few seconds, checked by describe
+      const vm = await addDirectoryVm(world, 'lock-live');
+      const lock = await world.client.workflow.start('vmLockWorkflow', {
+        taskQueue: world.controlQueue,
+        workflowId: vmLockWorkflowId(vm),
+        args: [{ vm, livenessCheck: '1 second', idleTimeout: '5 seconds' }],
+      });
+      const leaf = await addDirectoryLeaf(world, vm, 'backup');
+      const held = stub.hold('preflight');
+      const h = await startForMode(world, leaf.dn, 'backup');
+      await held.entered;
+      await sleep(3_500);
+      held.release();
+      await h.result();
+      return [{ file: 'vm-lock/held-with-liveness-checks', workflowId: lock.workflowId, runId: lock.firstExecutionRunId, about: 'a lock held through a few liveness checks (local activity: describe of the holder), released, idle end' }];
+    },
+  },
+  {
     name: 'node slots contention',
     async run({ world, stub }) {
       // the node has 2 backup slots ([Backup] MAX_CONCURRENT_BACKUPS default): two backups hold them, the third waits
