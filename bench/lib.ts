@@ -1,6 +1,6 @@
 /** Small helpers shared by the benchmarks: medians, timing, page-cache drops, markdown tables. */
-import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
@@ -29,3 +29,19 @@ export function table(header: string[], rows: Array<Array<string | number>>): st
 }
 
 export const fmt = (n: number, digits = 0) => n.toFixed(digits);
+
+/** CPU time (user + system, ms) a process has used so far, from /proc (10 ms steps: USER_HZ 100). */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+export function percentile(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+/** The load average over one minute, for the notes of a result. */
+export function load(): string {
+  return loadavg()[0]!.toFixed(1);
+}

@@ -1,33 +1,70 @@
 /**
  * Follows a running backup or restore for the operator: its phase (the workflow's progress query)
- * and, while a copy runs, bytes, total and rate from the copy activity's last heartbeat (Temporal's
- * describe, so progress costs no history events). One updating line on a terminal, one line per
- * phase otherwise.
+ * and, while a copy runs, bytes, total and rate from the copy activity's last heartbeat details
+ * (Temporal's describe, so progress costs no history events; core/progress.ts). One updating line
+ * on a terminal, one line per phase otherwise.
  */
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { progressFromDetails } from '../core/progress.js';
+import { progressOfDetails } from '../core/progress.js';
 
 export interface CopyProgress {
   phase: string;
   bytes?: number;
   total?: number;
-  /** MiB/s over the last sample. */
+  /** MiB/s over the last few seconds (measured by the node). */
   rateMiB?: number;
   /** Name of the file being copied. */
   file?: string;
+  /** The activity copying (copyToRetain, exportBackup, mergeBack, unretainLargeFiles, verifyBackup). */
+  activity?: string;
 }
 
-/** The progress of the running copy (or block job), from the pending activities' latest heartbeats. */
-export async function copyProgress(handle: WorkflowHandle): Promise<Omit<CopyProgress, 'phase' | 'rateMiB'> | undefined> {
-  const desc = await handle.describe();
+/**
+ * The progress of the running copy (or block job): bytes, total, rate, file, from the pending
+ * activities' latest heartbeat details (Temporal's describe: no history event, no query).
+ */
+export type RunningCopy = Omit<CopyProgress, 'phase' | 'bytes' | 'total'> & { bytes: number; total: number };
+
+export async function copyProgress(handle: WorkflowHandle): Promise<RunningCopy | undefined> {
+  return progressOfDescription(await handle.describe());
+}
+
+/** copyProgress of a description already read. */
+export function progressOfDescription(desc: WorkflowExecutionDescription): RunningCopy | undefined {
   for (const a of desc.raw.pendingActivities ?? []) {
     const payload = a.heartbeatDetails?.payloads?.[0];
-    const p = payload ? progressFromDetails(defaultPayloadConverter.fromPayload(payload as never)) : undefined;
-    if (p) return p;
+    const p = payload ? progressOfDetails(defaultPayloadConverter.fromPayload(payload as never)) : undefined;
+    if (p) {
+      const { at: _, ...rest } = p;
+      return { ...rest, ...(p.activity === undefined && a.activityType?.name ? { activity: a.activityType.name } : {}) };
+    }
   }
   return undefined;
+}
+
+/** A node step that is being retried: which, the attempt now due, why the last one ended, whether a worker has it. */
+export interface RetriedStep {
+  activity: string;
+  attempt: number;
+  started: boolean;
+  lastFailure?: string;
+}
+
+/** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED: a worker runs the attempt. */
+const PENDING_ACTIVITY_STATE_STARTED = 2;
+
+/** The pending activities past their first attempt (a crashed worker, a failed try), for `status`. */
+export function retriedSteps(desc: WorkflowExecutionDescription): RetriedStep[] {
+  return (desc.raw.pendingActivities ?? [])
+    .filter((a) => (a.attempt ?? 1) > 1)
+    .map((a) => ({
+      activity: a.activityType?.name ?? '?',
+      attempt: a.attempt ?? 1,
+      started: Number(a.state) === PENDING_ACTIVITY_STATE_STARTED,
+      ...(a.lastFailure?.message ? { lastFailure: a.lastFailure.message } : {}),
+    }));
 }
 
 const mib = (b: number) => (b / 2 ** 20).toFixed(1);
@@ -53,20 +90,12 @@ export async function follow<R>(
   let done = false;
   const result = handle.result().finally(() => (done = true)) as Promise<R>;
   let lastPhase = '';
-  let last: { at: number; bytes: number; file?: string } | undefined;
   while (!done) {
     const progress = (await handle.query<Record<string, unknown>>(queryName).catch(() => undefined)) ?? {};
     await options.onProgress?.(progress);
     const phase = String(progress['phase'] ?? 'starting');
-    // the workflow's own report (every few seconds, with its rate), else the latest heartbeat
-    const reported = progress['copy'] as { file?: string; bytes: number; total: number; rateMiB?: number } | undefined;
-    const copy = reported ?? (await copyProgress(handle).catch(() => undefined));
+    const copy = tty ? await copyProgress(handle).catch(() => undefined) : undefined;
     const p: CopyProgress = { phase, ...(copy ?? {}) };
-    if (reported?.rateMiB !== undefined) p.rateMiB = reported.rateMiB;
-    else if (copy?.bytes !== undefined && last && last.file === copy.file && copy.bytes >= last.bytes) {
-      p.rateMiB = (copy.bytes - last.bytes) / 2 ** 20 / ((Date.now() - last.at) / 1000);
-    }
-    if (copy?.bytes !== undefined) last = { at: Date.now(), bytes: copy.bytes, ...(copy.file ? { file: copy.file } : {}) };
     if (tty) process.stdout.write(`\r\x1b[2K${renderProgress(p)}`);
     else if (!options.quiet && phase !== lastPhase) console.log(phase);
     lastPhase = phase;

@@ -60,6 +60,12 @@ export interface GlobalConfig {
     liveMaxDowntimeMs: number;
     /** How restic runs for backup roots that are repositories ([Backup] RESTIC_*, docs/repository.md). */
     restic: ResticSettings;
+    /**
+     * Backups one node runs at once ([Backup] MAX_CONCURRENT_BACKUPS, default 2, 0 = no limit): the
+     * slots the control worker grants per node (workflows/node-slots.ts); the node worker takes
+     * this many plus 2 activity slots (at least 4).
+     */
+    maxConcurrentBackups: number;
   };
   /**
    * Where Temporal is and how to reach it: [Temporal] ADDRESS, NAMESPACE, TLS keys, API key, UI_URL,
@@ -74,6 +80,10 @@ export interface GlobalConfig {
 }
 
 export const ENV_PASSWORD = 'KVM_BACKUP_LDAP_PASSWORD';
+/** [Backup] MAX_CONCURRENT_BACKUPS when the INI has none: two backups per node at once (docs/configuration.md). */
+export const DEFAULT_MAX_CONCURRENT_BACKUPS = 2;
+/** The largest MAX_CONCURRENT_BACKUPS accepted. */
+export const MAX_CONCURRENT_BACKUPS_LIMIT = 64;
 export const CLOUD_WIDE_KEYS = ['STONEY_CLOUD_WIDE_CONFIGURATION', 'FOSS_CLOUD_WIDE_CONFIGURATION'] as const;
 
 export interface ConfigSources {
@@ -174,6 +184,13 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
   if (!/^\d{1,5}$/.test(maxDowntime) || Number(maxDowntime) < 1) {
     throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Backup] LIVE_MAX_DOWNTIME_MS "${maxDowntime}" is not a number of milliseconds`);
   }
+  const maxBackups = sections['Backup']?.['MAX_CONCURRENT_BACKUPS'] ?? String(DEFAULT_MAX_CONCURRENT_BACKUPS);
+  if (!/^\d{1,3}$/.test(maxBackups) || Number(maxBackups) > MAX_CONCURRENT_BACKUPS_LIMIT) {
+    throw new ConfigError(
+      Code.UNSUPPORTED_CONFIGURATION_PARAMETER,
+      `[Backup] MAX_CONCURRENT_BACKUPS "${maxBackups}" is not a number of backups from 0 (no limit) to ${MAX_CONCURRENT_BACKUPS_LIMIT}`,
+    );
+  }
   const logFormat = (g['LOG_FORMAT'] || 'json').toLowerCase() as LogFormat;
   if (!LOG_FORMATS.includes(logFormat)) {
     throw new ConfigError(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `[Global] LOG_FORMAT "${g['LOG_FORMAT']}" is not one of ${LOG_FORMATS.join(', ')}`);
@@ -224,6 +241,7 @@ export function parseGlobalConfig(text: string, sources: ConfigSources): GlobalC
       copyBandwidthMiB: Number(copyBandwidth),
       liveMaxDowntimeMs: Number(maxDowntime),
       restic: resticSettings(sections['Backup'] ?? {}),
+      maxConcurrentBackups: Number(maxBackups),
     },
     temporal: resolveTemporalSettings(t, {
       ...(sources.temporalProfiles

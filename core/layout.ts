@@ -11,7 +11,7 @@
 import { parseBackupRoot, type ResticRepository } from './backup-root.js';
 import { Code } from './exit-codes.js';
 import {
-  assertLeafOu, assertVmName, basename, dirname, fileUriToPath, isInside, joinPath, NamingError, normalizePath,
+  assertLeafOu, assertVmName, basename, dirname, fileUriToPath, isInside, isLeafOu, joinPath, NamingError, normalizePath,
 } from './naming.js';
 
 /** The original's marker in place of a state file for a VM that was not running (spelling included). */
@@ -187,6 +187,26 @@ export function iterationDirs(o: {
     retainDir: iterationDirectory(retainRoot, intermediate),
     backupVmDir: dirname(backupDir),
   };
+}
+
+/**
+ * An iteration being deleted: its directory `<ou>` is renamed to `.deleting-<ou>` beside it (one
+ * atomic rename) before any of its files goes, and that directory is removed last. A crash at any
+ * point leaves either the whole iteration under its own name or a marked one, which the next
+ * rotation or `delete` finishes; a half-deleted iteration never passes for an unfinished one
+ * (docs/on-disk-layout.md, "Deleting an iteration").
+ */
+export const DELETING_PREFIX = '.deleting-';
+
+export function deletingDirName(ou: string): string {
+  return `${DELETING_PREFIX}${assertLeafOu(ou)}`;
+}
+
+/** The ou of a marked iteration directory's name, or undefined for any other name. */
+export function ouOfDeletingDir(name: string): string | undefined {
+  if (!name.startsWith(DELETING_PREFIX)) return undefined;
+  const ou = name.slice(DELETING_PREFIX.length);
+  return isLeafOu(ou) ? ou : undefined;
 }
 
 /** The same iteration found elsewhere below the backup root (the disks moved since): its retain twin. */

@@ -90,6 +90,12 @@ export function vmLockWorkflowId(vm: string): string {
   return `vm-lock/${assertVmName(vm)}`;
 }
 
+/** The backup slots of one node (workflows/node-slots.ts); the node name as in sstNode (checked like its task queue). */
+export function nodeSlotsWorkflowId(node: string): string {
+  nodeTaskQueue(node);
+  return `node-slots/${node}`;
+}
+
 // ---- the stoney cloud tree ------------------------------------------------------------------
 
 export interface LeafRef {

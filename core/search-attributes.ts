@@ -13,7 +13,11 @@ export const SA = {
   phase: defineSearchAttributeKey('KvmPhase', SearchAttributeType.KEYWORD),
   snapshotMethod: defineSearchAttributeKey('KvmSnapshotMethod', SearchAttributeType.KEYWORD),
   leaf: defineSearchAttributeKey('KvmLeaf', SearchAttributeType.KEYWORD),
-  /** The node whose worker has not picked up a step of this workflow for a while (its worker is down); removed once the step ran. */
+  /**
+   * The node whose worker has not picked up a step (workflows/node-wait.ts) or a compensation
+   * (compensateOnNode) of this workflow in time: down, or busy; removed once that step or
+   * compensation ran.
+   */
   waitingFor: defineSearchAttributeKey('KvmWaitingFor', SearchAttributeType.KEYWORD),
   exitCode: defineSearchAttributeKey('KvmExitCode', SearchAttributeType.INT),
   guestPauseMs: defineSearchAttributeKey('KvmGuestPauseMs', SearchAttributeType.INT),

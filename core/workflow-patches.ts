@@ -28,6 +28,26 @@ export const WORKFLOW_PATCHES = {
     change: "a node step waits for its node's worker in growing windows and says so (KvmWaitingFor, status) instead of one 10-minute wait",
     since: 'waiting for a node shown (2026-11)',
   },
+  crashSafeRotation: {
+    id: 'kvm-backup-crash-safe-rotation',
+    change: "a backup's rotation only marks the iterations beyond those kept (.deleting-<ou>); after their leaves are removed, purgeDeletedIterations removes their files",
+    since: 'crash-safe deletion of iterations (2026-11)',
+  },
+  lockLivenessByDescribe: {
+    id: 'kvm-backup-lock-liveness-by-describe',
+    change: "the VM lock checks its holder with a local activity (describe) instead of a liveness signal, and continues as new while held",
+    since: 'bounded histories (2026-11)',
+  },
+  nodeSlots: {
+    id: 'kvm-backup-node-slots',
+    change: "a backup takes a slot of its node (node-slots/<node>, [Backup] MAX_CONCURRENT_BACKUPS) after its VM lock and leaf read, and writes its leaf answers and reads its LDIF as local activities while it holds it",
+    since: 'per-node backup slots (2026-11)',
+  },
+  batchedRun: {
+    id: 'kvm-backup-batched-run',
+    change: 'a scheduled run prepares its members in chunks and backs up the one-go members per node in scheduledBatchWorkflow children of at most 200 VMs',
+    since: 'batched scheduled runs (2026-11)',
+  },
 } as const satisfies Record<string, WorkflowPatch>;
 
 /** Every patch ID this build's workflows know. */

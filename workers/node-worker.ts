@@ -29,15 +29,27 @@ export interface NodeWorkerOptions {
   observation?: WorkerObservation;
 }
 
+/**
+ * Activities one node worker runs at once for `maxConcurrentBackups` ([Backup]
+ * MAX_CONCURRENT_BACKUPS, 0 = no limit): one per backup that holds a slot (each runs one step at a
+ * time), plus two for a restore or a compensation beside them; never fewer than 4.
+ */
+export function nodeActivitySlots(maxConcurrentBackups: number): number {
+  return Math.max(4, maxConcurrentBackups + 2);
+}
+
 export async function createNodeWorker(o: NodeWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: nodeTaskQueue(o.deps.environment),
     activities: createNodeActivities(o.deps),
-    maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities ?? 4,
+    maxConcurrentActivityTaskExecutions: o.maxConcurrentActivities ?? nodeActivitySlots(0),
     // long copies resume from their heartbeats, so a short grace period loses nothing
     shutdownGraceTime: '5 seconds',
+    // heartbeats carry the progress the CLI, `status` and the UI read (no history events): sent at
+    // least this often, not only every 0.8 × the heartbeat timeout
+    maxHeartbeatThrottleInterval: '5 seconds',
     identity: `node-worker@${o.deps.environment}/${process.pid}`,
     ...o.observation,
   });

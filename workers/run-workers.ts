@@ -16,7 +16,7 @@ import { createControlWorker } from './control-worker.js';
 import { productLog } from './logging.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { WorkerMetrics } from './metrics.js';
-import { createNodeWorker, nodeDeps } from './node-worker.js';
+import { createNodeWorker, nodeActivitySlots, nodeDeps } from './node-worker.js';
 import { controlWorkerObservation, nodeWorkerObservation } from './observability.js';
 import { installRuntime } from './runtime.js';
 
@@ -69,6 +69,7 @@ export async function startWorkers(
         connection,
         namespace: target.namespace,
         observation: nodeWorkerObservation(metrics, config.environment),
+        maxConcurrentActivities: nodeActivitySlots(config.backup.maxConcurrentBackups),
         deps: (options.wrapNodeDeps ?? ((d) => d))(nodeDeps({
           environment: config.environment,
           ...(options.libvirtUri ? { libvirtUri: options.libvirtUri } : {}),
@@ -102,6 +103,7 @@ export async function startWorkers(
         observation: controlWorkerObservation(metrics, (o) => f.outcome(o)),
         deps: (options.wrapControlDeps ?? ((d) => d))({
           directory,
+          maxConcurrentBackups: config.backup.maxConcurrentBackups,
           notifier: { channels: notificationChannels(config.notify, config.temporal.uiUrl ? { uiUrl: config.temporal.uiUrl } : {}) },
         }),
       }),

@@ -9,7 +9,7 @@
  *   replays, as the original's framework), the code in the search attributes, the failure
  *   notification (workflows/notify.ts: mail, webhook), and the workflow failure with that code.
  */
-import { log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
+import { log, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control/index.js';
 import { Code } from '../core/exit-codes.js';
 import { codeOf, DIRECTORY_RETRY, failure, messageOf } from '../core/failures.js';
@@ -20,11 +20,22 @@ import { notifyFailure } from './notify.js';
 /** The control worker's directory activities, as every workflow calls them. */
 export const directory = proxyActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
 
+/**
+ * The same directory steps as local activities: run by the control worker inside the workflow task
+ * that asks for them, with no round trip through the server's task queue. For the short answers a
+ * backup writes between its node steps while it holds a node slot (a round trip there is node
+ * time lost; BENCHMARKS.md, "A fleet"). Retried in the worker with the same policy.
+ */
+export const localDirectory = proxyLocalActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: DIRECTORY_RETRY });
+
 export class LeafProtocol {
   private locked = false;
 
   /** The mode of the step now running (`…ing`): a failure is answered in it. */
   mode: string;
+
+  /** How the answers after the first are written (`localDirectory` for a backup holding its node slot). */
+  answers: typeof directory = directory;
 
   constructor(
     readonly leafDn: string,
@@ -37,7 +48,7 @@ export class LeafProtocol {
 
   async begin(mode: string = this.mode): Promise<void> {
     this.mode = mode;
-    if (this.locked) return directory.updateLeaf(this.leafDn, startedChanges(mode));
+    if (this.locked) return this.answers.updateLeaf(this.leafDn, startedChanges(mode));
     try {
       await directory.updateLeaf(this.leafDn, startedChanges(mode));
     } catch (e) {
@@ -47,7 +58,7 @@ export class LeafProtocol {
   }
 
   async done(mode: string, o: { times?: Partial<Record<Phase, number>>; processed?: boolean } = {}): Promise<void> {
-    await directory.updateLeaf(this.leafDn, { ...endedChanges(mode, 0, o.times), ...(o.processed ? processedChanges(new Date()) : {}) });
+    await this.answers.updateLeaf(this.leafDn, { ...endedChanges(mode, 0, o.times), ...(o.processed ? processedChanges(new Date()) : {}) });
   }
 
   async fail(error: unknown, times?: Partial<Record<Phase, number>>): Promise<never> {

@@ -9,6 +9,9 @@
  * scheduleToStartTimeout, 10 minutes by default): then the step fails as before.
  *
  * Histories from before this (no `kvm-backup-node-wait` marker) replay with the single call they had.
+ *
+ * A compensation (compensateOnNode, below) waits in windows too, but without a bound: it never
+ * gives up, and says "waiting for node X" in its progress and in KvmWaitingFor after each window.
  */
 import { WORKFLOW_PATCHES } from '../core/workflow-patches.js';
 import { msToNumber } from '@temporalio/common/lib/time.js';
@@ -64,4 +67,36 @@ export function waitingForNode(node: string, make: (scheduleToStartMs: number) =
       };
     },
   });
+}
+
+/**
+ * How long successive compensation calls wait for the node's worker before the workflow says it is
+ * waiting for that node (then calls again, waiting longer). Growing, so a node that stays down for
+ * days adds a handful of history events an hour, not one a minute.
+ */
+export const COMPENSATION_WAITS: readonly Duration[] = ['30 seconds', '2 minutes', '10 minutes', '1 hour'];
+
+/**
+ * Runs a compensation on `node` as long as it takes: each call may wait for the node's worker a
+ * while (COMPENSATION_WAITS); when it has waited that long in vain, `waiting(true)` is told (the
+ * workflow's status and search attribute say "waiting for node X") and the call is made again. A
+ * node that comes back picks the call up; `waiting(false)` is told once the compensation has ended.
+ * Any other failure is the compensation's own and is thrown.
+ */
+export async function compensateOnNode<T>(call: (scheduleToStart: Duration) => Promise<T>, waiting: (now: boolean) => void): Promise<T> {
+  let waited = false;
+  for (let i = 0; ; i++) {
+    try {
+      const result = await call(COMPENSATION_WAITS[Math.min(i, COMPENSATION_WAITS.length - 1)]!);
+      if (waited) waiting(false);
+      return result;
+    } catch (e) {
+      if (!isScheduleToStartTimeout(e)) {
+        if (waited) waiting(false);
+        throw e;
+      }
+      waited = true;
+      waiting(true);
+    }
+  }
 }

@@ -18,7 +18,7 @@ import type { RestoreResult, UnretainedLarge } from '../activities/node/restore/
 import { FINISHED, STEP_MODES } from '../core/provisioning.js';
 import type { RestorePlan, RestoreStep } from '../core/restore-plan.js';
 import { SA } from '../core/search-attributes.js';
-import { confirmRestoreSignal, progressReportSignal, restoreProgressQuery, type RestoreProgress } from './definitions.js';
+import { confirmRestoreSignal, restoreProgressQuery, type RestoreProgress } from './definitions.js';
 import { directory, LeafProtocol } from './leaf-protocol.js';
 import { nodeProxies } from './node-proxies.js';
 import { lockableVmOf, withVmLock } from './vm-lock.js';
@@ -33,6 +33,7 @@ export interface RestoreRequest {
   withoutState?: boolean;
   /** How long a one-go restore waits at the confirmation point (default 1 day, then it cancels). */
   confirmationTimeout?: Duration;
+  /** Heartbeat timeout of every node activity: how fast a crashed node worker is noticed (default 30 s). */
   heartbeatTimeout?: Duration;
   attempts?: number;
 }
@@ -56,9 +57,6 @@ export async function restoreWorkflow(request: RestoreRequest): Promise<RestoreO
   // query and signal answer from the start, also while the restore waits for the VM lock
   const progress: RestoreProgress = { phase: 'waiting for the VM lock', warnings: [], awaitingConfirmation: false };
   setHandler(restoreProgressQuery, () => progress);
-  setHandler(progressReportSignal, (r) => {
-    progress.copy = r;
-  });
   const confirmation: { decision?: boolean } = request.confirmed ? { decision: true } : {};
   setHandler(confirmRestoreSignal, (go) => {
     confirmation.decision ??= go;
@@ -75,7 +73,6 @@ async function runRestore(request: RestoreRequest, progress: RestoreProgress, co
   progress.phase = 'starting';
   const enter = (phase: string) => {
     progress.phase = phase;
-    delete progress.copy;
     upsertSearchAttributes([{ key: SA.phase, value: phase }]);
   };
   upsertSearchAttributes([{ key: SA.operation, value: 'restore' }, { key: SA.leaf, value: leafDn }]);

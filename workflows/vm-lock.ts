@@ -4,15 +4,22 @@
  * activity signal-with-starts the lock workflow with a request, the lock grants requests in arrival
  * order by signalling the requester, and the requester signals release when it is done (also when
  * it fails or is cancelled). A holder that ends without releasing (terminated, timed out) is noticed
- * by a liveness signal the lock sends it every minute: signalling a closed run fails, and the lock
- * moves on. An idle lock workflow completes after a minute; the next request starts a new run.
+ * by a liveness check every minute: a local activity reads the holder's run with describe (nothing
+ * lands in the holder's history, so a backup of many hours keeps a short history), and the lock
+ * moves on when that run has closed. The lock's own history stays short: it continues as new past
+ * HISTORY_LIMIT events, between holders or while one holds it (the holder and the line carried
+ * over). An idle lock workflow completes after a minute; the next request starts a new run.
  */
 import {
-  CancellationScope, condition, continueAsNew, getExternalWorkflowHandle, log, setHandler, upsertSearchAttributes, uuid4, workflowInfo,
+  CancellationScope, condition, continueAsNew, getExternalWorkflowHandle, log, patched, proxyLocalActivities, setHandler, upsertSearchAttributes,
+  uuid4, workflowInfo,
 } from '@temporalio/workflow';
+import type { ControlActivities } from '../activities/control/index.js';
+import { DIRECTORY_RETRY } from '../core/failures.js';
 import type { Duration } from '@temporalio/common';
 import { parseLeafDn, vmLockWorkflowId } from '../core/naming.js';
 import { SA } from '../core/search-attributes.js';
+import { WORKFLOW_PATCHES } from '../core/workflow-patches.js';
 import type { VmLockRequest } from '../core/vm-lock.js';
 import {
   acquireVmLockSignal, releaseVmLockSignal, vmLockGrantedSignal, vmLockLivenessSignal, vmLockStateQuery,
@@ -25,6 +32,10 @@ export interface VmLockInput {
   vm: string;
   /** Carried over by continue-as-new. */
   waiting?: VmLockRequest[];
+  /** Carried over by continue-as-new while a request holds the lock (it was granted in an earlier run). */
+  holder?: VmLockRequest;
+  /** Continue as new past this many history events (default HISTORY_LIMIT; tests set less). */
+  historyLimit?: number;
   /** How often the holder is checked for life (default 1 minute). */
   livenessCheck?: Duration;
   /** How long an idle lock waits for a request before it completes (default 1 minute). */
@@ -34,10 +45,31 @@ export interface VmLockInput {
 /** Histories stay short: a long-lived lock of a busy VM starts afresh now and then. */
 const HISTORY_LIMIT = 2_000;
 
+/** The patch that brought the liveness check by describe and continue-as-new while held (histories of older runs replay without it). */
+const LIVENESS_BY_DESCRIBE = WORKFLOW_PATCHES.lockLivenessByDescribe.id;
+
+/** The liveness check, run beside the workflow (a marker in this history, nothing in the holder's). */
+const liveness = proxyLocalActivities<ControlActivities>({ startToCloseTimeout: '30 seconds', retry: { ...DIRECTORY_RETRY, maximumAttempts: 3 } });
+
+/** False only when the holder's run is known to have closed; an unanswered check keeps the holder. */
+async function holderRuns(vm: string, holder: VmLockRequest): Promise<boolean> {
+  try {
+    return await liveness.vmLockHolderRunning({ workflowId: holder.workflowId, runId: holder.runId });
+  } catch (e) {
+    log.warn('cannot tell whether the lock holder still runs; it keeps the lock', { vm, holder: holder.workflowId, error: String(e) });
+    return true;
+  }
+}
+
 export async function vmLockWorkflow(input: VmLockInput): Promise<void> {
   const waiting: VmLockRequest[] = [...(input.waiting ?? [])];
-  let holder: VmLockRequest | undefined;
+  let holder: VmLockRequest | undefined = input.holder;
   let holderReleased = false;
+  const historyLimit = input.historyLimit ?? HISTORY_LIMIT;
+  const restart = (held: VmLockRequest | undefined) => {
+    const { holder: _, ...rest } = input;
+    return continueAsNew<typeof vmLockWorkflow>({ ...rest, waiting, ...(held ? { holder: held } : {}) });
+  };
   setHandler(acquireVmLockSignal, (r) => {
     if (holder?.requestId === r.requestId || waiting.some((w) => w.requestId === r.requestId)) return; // a retried request
     waiting.push(r);
@@ -55,31 +87,36 @@ export async function vmLockWorkflow(input: VmLockInput): Promise<void> {
 
   const livenessCheck = input.livenessCheck ?? '1 minute';
   for (;;) {
-    if (waiting.length === 0) {
-      await condition(() => waiting.length > 0, input.idleTimeout ?? '1 minute');
-      // a request may arrive together with the timeout: look at the queue, not at the timer
-      if (waiting.length === 0) return;
+    if (!holder) {
+      if (waiting.length === 0) {
+        await condition(() => waiting.length > 0, input.idleTimeout ?? '1 minute');
+        // a request may arrive together with the timeout: look at the queue, not at the timer
+        if (waiting.length === 0) return;
+      }
+      if (workflowInfo().historyLength > historyLimit) await restart(undefined);
+      const next = waiting.shift()!;
+      try {
+        await getExternalWorkflowHandle(next.workflowId, next.runId).signal(vmLockGrantedSignal, next.requestId);
+      } catch (e) {
+        log.warn('lock requester is gone before its turn', { vm: input.vm, requester: next.workflowId, error: String(e) });
+        continue;
+      }
+      holder = next;
+      holderReleased = false;
     }
-    if (workflowInfo().historyLength > HISTORY_LIMIT) {
-      await continueAsNew<typeof vmLockWorkflow>({ ...input, waiting });
-    }
-    const next = waiting.shift()!;
-    try {
-      await getExternalWorkflowHandle(next.workflowId, next.runId).signal(vmLockGrantedSignal, next.requestId);
-    } catch (e) {
-      log.warn('lock requester is gone before its turn', { vm: input.vm, requester: next.workflowId, error: String(e) });
-      continue;
-    }
-    holder = next;
-    holderReleased = false;
     while (!holderReleased) {
       if (await condition(() => holderReleased, livenessCheck)) break;
-      try {
-        await getExternalWorkflowHandle(holder.workflowId, holder.runId).signal(vmLockLivenessSignal);
-      } catch (e) {
-        log.warn('lock holder ended without releasing the lock; releasing it', { vm: input.vm, holder: holder.workflowId, error: String(e) });
+      if (!patched(LIVENESS_BY_DESCRIBE)) {
+        // a run that began before this check existed replays as it ran: the liveness signal
+        const gone = await getExternalWorkflowHandle(holder.workflowId, holder.runId).signal(vmLockLivenessSignal).then(() => false, () => true);
+        if (gone) break;
+        continue;
+      }
+      if (!(await holderRuns(input.vm, holder))) {
+        log.warn('lock holder ended without releasing the lock; releasing it', { vm: input.vm, holder: holder.workflowId });
         break;
       }
+      if (workflowInfo().historyLength > historyLimit) await restart(holder);
     }
     holder = undefined;
   }
@@ -95,6 +132,7 @@ export async function withVmLock<T>(vm: string, operation: string, fn: () => Pro
   setHandler(vmLockGrantedSignal, (id) => {
     if (id === requestId) granted = true;
   });
+  // lock runs of earlier versions checked liveness by this signal; it needs no answer
   setHandler(vmLockLivenessSignal, () => undefined);
   const lockId = vmLockWorkflowId(vm);
   const { workflowId, runId } = workflowInfo();

@@ -7,4 +7,6 @@ export interface ControlDeps {
   directory: StoneyDirectoryModel;
   /** Where failure notifications go ([Mail], [Notify]); none configured: nothing is sent. */
   notifier?: { channels: NotificationChannel[] };
+  /** Backups one node runs at once ([Backup] MAX_CONCURRENT_BACKUPS; default 2, 0 = no limit). */
+  maxConcurrentBackups?: number;
 }

@@ -8,7 +8,7 @@ import { readVmLockState } from '../../adapters/temporal/vm-lock-state.js';
 import type { BackupConfiguration } from '../../core/backup-config.js';
 import { Code } from '../../core/exit-codes.js';
 import { failure } from '../../core/failures.js';
-import { ConfigError } from '../../core/global-config.js';
+import { ConfigError, DEFAULT_MAX_CONCURRENT_BACKUPS } from '../../core/global-config.js';
 import { assertVmName, leafDn, NamingError } from '../../core/naming.js';
 import { DELETED, FINISHED, INITIALIZED } from '../../core/provisioning.js';
 import { iterationsBeyond, retentionPolicy, type RetentionPolicy } from '../../core/retention.js';
@@ -22,16 +22,23 @@ export interface ScheduledCandidate {
   iterations: number;
   /** The whole policy; absent in candidates of runs started before the calendar rules existed. */
   retention?: RetentionPolicy;
+  /** The VM's sstNode at preparation (absent in histories from before the batches). */
+  node?: string;
 }
 
 export interface PreparedRun {
   ready: ScheduledCandidate[];
   skipped: Array<{ vm: string; reason: string }>;
+  /** Backups per node at once ([Backup] MAX_CONCURRENT_BACKUPS of this control worker, 0 = no limit). */
+  slots?: number;
 }
 
-export function createSchedulingActivities({ directory }: ControlDeps) {
-  /** Why `vm` is not backed up now, or its retention and whether our leaf exists already. */
-  async function reasonToSkip(vm: string, nodes: string[], ou: string): Promise<string | { retention: RetentionPolicy; exists: boolean }> {
+/** Members checked at once within one call (LDAP reads and a Temporal describe each). */
+const PREPARE_CONCURRENCY = 8;
+
+export function createSchedulingActivities({ directory, maxConcurrentBackups }: ControlDeps) {
+  /** Why `vm` is not backed up now, or its retention, node and whether our leaf exists already. */
+  async function reasonToSkip(vm: string, nodes: string[], ou: string): Promise<string | { retention: RetentionPolicy; exists: boolean; node: string }> {
     try {
       assertVmName(vm);
     } catch (e) {
@@ -53,21 +60,34 @@ export function createSchedulingActivities({ directory }: ControlDeps) {
     const existing = await directory.leaf(leafDn(directory.serviceSubtree, vm, ou));
     // our own leaf from an earlier attempt of this activity is taken up again; anybody else's is not ours
     if (existing && existing.mode !== INITIALIZED) return `a leaf for ${ou} exists already`;
-    return { retention: retentionPolicy(config), exists: !!existing };
+    return { retention: retentionPolicy(config), exists: !!existing, node: entry.node };
   }
 
   return {
-    /** Checks each member again at run time and creates the leaves of those backed up now. */
+    /**
+     * Checks each member again at run time and creates the leaves of those backed up now; the
+     * members in their order, a few at a time. A scheduled run calls it once per chunk of its group.
+     */
     async prepareScheduledRun(input: { members: string[]; nodes: string[]; ou: string }): Promise<PreparedRun> {
-      const run: PreparedRun = { ready: [], skipped: [] };
-      for (const vm of input.members) {
-        const verdict = await reasonToSkip(vm, input.nodes, input.ou);
-        if (typeof verdict === 'string') {
-          run.skipped.push({ vm, reason: verdict });
-          continue;
+      const verdicts: Array<{ vm: string; skip?: string; candidate?: ScheduledCandidate }> = [];
+      let next = 0;
+      const lane = async () => {
+        for (let i = next++; i < input.members.length; i = next++) {
+          const vm = input.members[i]!;
+          const verdict = await reasonToSkip(vm, input.nodes, input.ou);
+          if (typeof verdict === 'string') {
+            verdicts[i] = { vm, skip: verdict };
+            continue;
+          }
+          const dn = verdict.exists ? leafDn(directory.serviceSubtree, vm, input.ou) : await directory.createLeaf(vm, input.ou, INITIALIZED);
+          verdicts[i] = { vm, candidate: { vm, leafDn: dn, iterations: verdict.retention.last, retention: verdict.retention, node: verdict.node } };
         }
-        const dn = verdict.exists ? leafDn(directory.serviceSubtree, vm, input.ou) : await directory.createLeaf(vm, input.ou, INITIALIZED);
-        run.ready.push({ vm, leafDn: dn, iterations: verdict.retention.last, retention: verdict.retention });
+      };
+      await Promise.all(Array.from({ length: Math.min(PREPARE_CONCURRENCY, input.members.length) }, lane));
+      const run: PreparedRun = { ready: [], skipped: [], slots: maxConcurrentBackups ?? DEFAULT_MAX_CONCURRENT_BACKUPS };
+      for (const v of verdicts) {
+        if (v.candidate) run.ready.push(v.candidate);
+        else run.skipped.push({ vm: v.vm, reason: v.skip! });
       }
       return run;
     },

@@ -1,10 +1,11 @@
 /**
  * The activity side of the per-VM lock: a workflow cannot signal-with-start another workflow, so
  * this activity does it for the requester, through the worker's own Temporal client; and a read of
- * the lock's state for the scheduler ("is a backup of this VM still running?").
+ * the lock's state for the scheduler ("is a backup of this VM still running?"); and the lock's check
+ * that its holder still runs.
  */
 import { Context } from '@temporalio/activity';
-import { readVmLockState } from '../../adapters/temporal/vm-lock-state.js';
+import { readVmLockState, workflowRunIsOpen } from '../../adapters/temporal/vm-lock-state.js';
 import { VM_LOCK_SIGNALS, VM_LOCK_WORKFLOW, type VmLockRequest, type VmLockState } from '../../core/vm-lock.js';
 
 export function createVmLockActivities() {
@@ -20,6 +21,14 @@ export function createVmLockActivities() {
         signal: VM_LOCK_SIGNALS.acquire,
         signalArgs: [input.request],
       });
+    },
+
+    /**
+     * The lock's liveness check: does the holder's run still run? (describe, so the holder's
+     * history gets no event; the lock runs it as a local activity).
+     */
+    async vmLockHolderRunning(holder: Pick<VmLockRequest, 'workflowId' | 'runId'>): Promise<boolean> {
+      return workflowRunIsOpen(Context.current().client, holder.workflowId, holder.runId);
     },
 
     /** Who holds and who waits for the VM's lock; undefined when the VM is free. */

@@ -1,13 +1,15 @@
 /**
- * Heartbeats for long activities: details are kept current by the work and sent on a timer (the SDK
- * throttles anyway), so a blocked child process never starves the heartbeat and a retry after a worker
- * crash finds the last progress in `activityInfo().heartbeatDetails`.
+ * Heartbeats of the node's activities. Every node activity heartbeats while it runs (`keepAlive`,
+ * wrapped around each in index.ts), so a node worker that dies in any step, short or long, is noticed
+ * at the step's heartbeat timeout and the step is retried on the worker's restart
+ * (docs/architecture.md, "Crashes"). Long steps also put their resume state in the details
+ * (`startHeartbeat`), with the progress report (bytes, total, rate; core/progress.ts) added: Temporal
+ * keeps the last details on the pending activity, where the CLI, `status` and the UI read them, so
+ * progress costs no history event. A retry after a crash finds the last details in
+ * `activityInfo().heartbeatDetails`.
  */
-import { activityInfo, Context, getClient, heartbeat } from '@temporalio/activity';
-import { progressFromDetails, PROGRESS_SIGNAL, type ProgressReport } from '../../core/progress.js';
-
-/** How often progress goes to the workflow as a signal (each one is a history event). */
-const REPORT_EVERY_MS = 5_000;
+import { Context } from '@temporalio/activity';
+import { ProgressMeter } from '../../core/progress.js';
 
 export interface Beat<T> {
   /** Details of the previous attempt (undefined on the first). */
@@ -18,54 +20,69 @@ export interface Beat<T> {
   stop(): void;
 }
 
-function inActivity(): boolean {
+/** How often the details are handed to the SDK, which sends them at most every throttle interval (node-worker.ts). */
+const BEAT_EVERY_MS = 1_000;
+
+/** The details each running activity's heartbeats carry now, shared by keepAlive and startHeartbeat. */
+const current = new WeakMap<Context, { details: unknown }>();
+
+function activityContext(): Context | undefined {
   try {
-    Context.current();
-    return true;
+    return Context.current();
   } catch {
-    return false;
+    return undefined;
   }
 }
 
-/** Starts heartbeating `initial` every `everyMs`; outside an activity (plain unit tests) it does nothing. */
-export function startHeartbeat<T>(initial: T, everyMs = 1_000): Beat<T> {
-  if (!inActivity()) {
+/**
+ * `fn` heartbeating while it runs, with the step's latest details (at first those of the previous
+ * attempt, so a crash before the step sets its own keeps them for the next). Outside an activity
+ * (plain unit tests) it is `fn`.
+ */
+export function keepAlive<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    const ctx = activityContext();
+    if (!ctx) return fn(...args);
+    const state = { details: ctx.info.heartbeatDetails as unknown };
+    current.set(ctx, state);
+    ctx.heartbeat(state.details);
+    const timer = setInterval(() => ctx.heartbeat(state.details), BEAT_EVERY_MS);
+    try {
+      return await fn(...args);
+    } finally {
+      clearInterval(timer);
+      current.delete(ctx);
+    }
+  };
+}
+
+/** Heartbeats `initial` (then what `set` gives) with the progress report added; outside an activity it does nothing. */
+export function startHeartbeat<T extends object>(initial: T): Beat<T> {
+  const ctx = activityContext();
+  if (!ctx) {
     return { previous: undefined, set: () => undefined, signal: new AbortController().signal, stop: () => undefined };
   }
-  let details = initial;
-  const info = activityInfo();
-  const previous = info.heartbeatDetails as T | undefined;
-  heartbeat(details);
-  let last: ProgressReport | undefined;
-  const report = () => {
-    const p = progressFromDetails(details);
-    const target = info.workflowExecution;
-    if (!p || !target) return;
-    const now = Date.now();
-    if (last && now - last.at < REPORT_EVERY_MS && p.bytes < p.total) return;
-    if (last && last.file === p.file && last.bytes === p.bytes) return;
-    const rate = last && last.file === p.file && now > last.at ? (p.bytes - last.bytes) / 2 ** 20 / ((now - last.at) / 1000) : undefined;
-    const r: ProgressReport = { activity: info.activityType, ...p, ...(rate !== undefined && rate >= 0 ? { rateMiB: Math.round(rate * 10) / 10 } : {}), at: now };
-    last = r;
-    // best effort: progress must never fail the work
-    void getClient()
-      .workflow.getHandle(target.workflowId, target.runId)
-      .signal(PROGRESS_SIGNAL, r)
-      .catch(() => undefined);
+  const previous = ctx.info.heartbeatDetails as T | undefined;
+  const state = current.get(ctx) ?? { details: undefined };
+  current.set(ctx, state);
+  const meter = new ProgressMeter(ctx.info.activityType);
+  let details: T = initial;
+  const beat = () => {
+    const progress = meter.report(details, Date.now());
+    state.details = progress ? { ...details, progress } : details;
+    ctx.heartbeat(state.details);
   };
-  const timer = setInterval(() => {
-    heartbeat(details);
-    report();
-  }, everyMs);
+  beat();
+  const timer = setInterval(beat, BEAT_EVERY_MS);
   return {
     previous,
     set: (d) => {
       details = d;
     },
-    signal: Context.current().cancellationSignal,
+    signal: ctx.cancellationSignal,
     stop: () => {
       clearInterval(timer);
-      report();
+      beat();
     },
   };
 }

@@ -14,3 +14,17 @@ export async function readVmLockState(client: Client, vm: string): Promise<VmLoc
     throw e;
   }
 }
+
+/**
+ * Whether the lock's holder (one run of a backup, restore or delete workflow) still runs: false when
+ * that run has closed (completed, failed, terminated, timed out) or is unknown. Read with describe,
+ * so the check adds nothing to the holder's history. Errors (Temporal unreachable) are thrown.
+ */
+export async function workflowRunIsOpen(client: Client, workflowId: string, runId: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(workflowId, runId).describe()).status.name === 'RUNNING';
+  } catch (e) {
+    if (e instanceof WorkflowNotFoundError) return false;
+    throw e;
+  }
+}

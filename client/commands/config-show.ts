@@ -34,6 +34,7 @@ export async function configShowCommand(ctx: CliContext, vmArg: string): Promise
     defaultSnapshotMethod: ctx.config.backup.snapshotMethod,
     copyBandwidthMiB: ctx.config.backup.copyBandwidthMiB,
     liveMaxDowntimeMs: ctx.config.backup.liveMaxDowntimeMs,
+    maxConcurrentBackups: ctx.config.backup.maxConcurrentBackups,
   };
   const human = [
     `VM ${vm.vm} on node ${vm.node ?? '(none)'}${vm.pool ? `, pool ${vm.pool}` : ''}: the ${level} configuration applies (${dn})`,
@@ -42,7 +43,7 @@ export async function configShowCommand(ctx: CliContext, vmArg: string): Promise
     ['KEY', 'ATTRIBUTE', 'VALUE', 'FROM'].join('\t'),
     ...rows.map((r) => [r.key, r.attribute, r.value, r.source].join('\t')),
     '',
-    `this host ([Global] ENVIRONMENT ${node.environment}): VIRTUALIZATION_ROOT ${node.virtualizationRoot}, SNAPSHOT_METHOD ${node.defaultSnapshotMethod}, COPY_BANDWIDTH ${node.copyBandwidthMiB} MiB/s, LIVE_MAX_DOWNTIME_MS ${node.liveMaxDowntimeMs}`,
+    `this host ([Global] ENVIRONMENT ${node.environment}): VIRTUALIZATION_ROOT ${node.virtualizationRoot}, SNAPSHOT_METHOD ${node.defaultSnapshotMethod}, COPY_BANDWIDTH ${node.copyBandwidthMiB} MiB/s, LIVE_MAX_DOWNTIME_MS ${node.liveMaxDowntimeMs}, MAX_CONCURRENT_BACKUPS ${node.maxConcurrentBackups || 'no limit'}`,
   ].join('\n');
   ctx.print(human, { vm: vm.vm, node: vm.node, pool: vm.pool, level, dn, disks, values: rows, host: node });
   return 0;

@@ -1,13 +1,14 @@
 /**
  * `kvm-backup status [--limit N]`: the running and recent backups, restores, verifications and
  * deletions of this site (its control task queue), newest first, with phase, progress and rate for
- * the running ones, the node a running one waits for (KvmWaitingFor: its worker has not picked up
- * a step for a while), and the exit code of the ended ones.
+ * the running ones (from the copy's heartbeat details: client/follow.ts), a step being retried
+ * (attempt and why), the node a running one waits for (KvmWaitingFor: its worker has not picked up
+ * a step or a compensation for a while), and the exit code of the ended ones.
  */
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import { SA } from '../../core/search-attributes.js';
 import type { CliContext } from '../cli-context.js';
-import { copyProgress, renderProgress } from '../follow.js';
+import { progressOfDescription, renderProgress, retriedSteps } from '../follow.js';
 
 export interface StatusRow {
   workflowId: string;
@@ -20,8 +21,10 @@ export interface StatusRow {
   ended?: string;
   seconds: number;
   progress?: string;
-  /** The node whose worker has not picked up this workflow's step yet (KvmWaitingFor). */
+  /** The node whose worker has not picked up this workflow's step or compensation yet (KvmWaitingFor). */
   waitingFor?: string;
+  /** A node step being retried: `mergeBack attempt 2 (last: activity Heartbeat timeout)`. */
+  retrying?: string;
 }
 
 function row(info: WorkflowExecutionInfo): StatusRow {
@@ -46,10 +49,12 @@ function row(info: WorkflowExecutionInfo): StatusRow {
   };
 }
 
-/** The PHASE / PROGRESS cell: progress or phase, and the node waited for. */
+/** The PHASE / PROGRESS cell: progress or phase, the node waited for, a step being retried. */
 function stateText(r: StatusRow): string {
-  const text = r.progress ?? r.phase ?? '';
-  return r.waitingFor ? [text, `waiting for node ${r.waitingFor}`].filter(Boolean).join('; ') : text;
+  const parts = [r.progress ?? r.phase ?? ''];
+  if (r.waitingFor && !parts[0]!.includes(`waiting for node ${r.waitingFor}`)) parts.push(`waiting for node ${r.waitingFor}`);
+  if (r.retrying) parts.push(`retrying ${r.retrying}`);
+  return parts.filter(Boolean).join('; ');
 }
 
 export async function statusCommand(ctx: CliContext, o: { limit: number }): Promise<number> {
@@ -62,9 +67,13 @@ export async function statusCommand(ctx: CliContext, o: { limit: number }): Prom
     if (info.status.name === 'RUNNING') {
       const handle = client.workflow.getHandle(info.workflowId, info.runId);
       const phase = ((await handle.query<{ phase?: string }>('progress').catch(() => undefined))?.phase) ?? rows.at(-1)!.phase ?? '?';
-      const copy = await copyProgress(handle).catch(() => undefined);
-      rows.at(-1)!.phase = phase;
-      if (copy?.total) rows.at(-1)!.progress = renderProgress({ phase, ...copy });
+      const desc = await handle.describe().catch(() => undefined);
+      const copy = desc ? progressOfDescription(desc) : undefined;
+      const r = rows.at(-1)!;
+      r.phase = phase;
+      if (copy?.total) r.progress = renderProgress({ phase, ...copy });
+      const retried = desc ? retriedSteps(desc)[0] : undefined;
+      if (retried) r.retrying = `${retried.activity} attempt ${retried.attempt}${retried.lastFailure ? ` (last: ${retried.lastFailure})` : ''}`;
     }
   }
   rows.sort((a, b) => b.started.localeCompare(a.started));

@@ -89,11 +89,15 @@ export function desiredSchedules(snapshot: DirectorySnapshot, nodes: readonly st
   }
   const schedules: DesiredSchedule[] = [];
   for (const [scheduleId, g] of groups) {
-    // every member's configuration may carry the lists; usually they are the pool's, identical
+    // every member's configuration may carry the lists; usually they are the pool's, identical, so
+    // each distinct list is read once (a pool of thousands of VMs carries one list thousands of times)
+    const members = new Set(g.members);
     const order = (lists: string[][]) => {
-      const merged: string[] = [];
-      for (const list of lists) for (const vm of sequenceOrder(list).order) if (g.members.includes(vm) && !merged.includes(vm)) merged.push(vm);
-      return merged;
+      const merged = new Set<string>();
+      for (const text of new Set(lists.map((l) => JSON.stringify(l)))) {
+        for (const vm of sequenceOrder(JSON.parse(text) as string[]).order) if (members.has(vm)) merged.add(vm);
+      }
+      return [...merged];
     };
     schedules.push({
       scheduleId,

@@ -10,11 +10,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Code } from '../../core/exit-codes.js';
 import { dispatchFor, workflowIdFor, workflowInput, type RequestMode } from '../../core/dispatch.js';
-import { leafDn, leafTimestamp, parseValidLeafDn, poolBackupConfigDn, vmBackupDn, vmDn, vmLockWorkflowId, workflowIdForLeaf } from '../../core/naming.js';
+import { leafDn, leafTimestamp, nodeSlotsWorkflowId, parseValidLeafDn, poolBackupConfigDn, vmBackupDn, vmDn, vmLockWorkflowId, workflowIdForLeaf } from '../../core/naming.js';
 import { newLeafAttributes } from '../../core/provisioning.js';
 import type { ScheduledGroupInput } from '../../core/scheduled-group.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
-import { confirmRestoreSignal, restoreProgressQuery, vmLockStateQuery } from '../../workflows/definitions.js';
+import { confirmRestoreSignal, nodeSlotsStateQuery, restoreProgressQuery, vmLockStateQuery } from '../../workflows/definitions.js';
 import { uniqueName } from './names.js';
 import type { StubNodeWorker } from './stub-node.js';
 import type { World } from './world.js';
@@ -266,7 +266,10 @@ export const SCENARIOS: Scenario[] = [
         assert.deepEqual([...outcome.finished].sort(), [a, b, c].sort(), JSON.stringify(outcome));
         assert.deepEqual(outcome.steps.slice(0, 4), [`snapshot ${b}`, `snapshot ${a}`, `merge ${a}`, `merge ${b}`]);
         assert.equal(outcome.removed.length, 1, 'retention removed the oldest iteration of a');
-        return [{ file: 'scheduled-backup/group', workflowId, about: 'a Schedule fires: leaves created, sequenced VMs step by step (stop/start order), one in one go, retention deletes one iteration' }];
+        return [
+          { file: 'scheduled-backup/group', workflowId, about: 'a Schedule fires: leaves created in chunks, sequenced VMs step by step (stop/start order), one in one go in a batch child, retention deletes one iteration' },
+          { file: 'scheduled-batch/batch', workflowId: `${workflowId}/batch/${world.node}/1`, about: "the scheduled run's batch of one node: its one-go member backed up (a child), retention applied" },
+        ];
       } finally {
         await schedule.delete().catch(() => undefined);
       }
@@ -290,6 +293,52 @@ export const SCENARIOS: Scenario[] = [
       return [
         { file: 'vm-lock/contention', workflowId: lock.workflowId, about: 'the lock of one VM: two backups queued, granted in turn, released, idle end' },
         { file: 'backup/waiting-for-lock', workflowId: h2.workflowId, about: 'a backup that waited in line for the VM lock' },
+      ];
+    },
+  },
+  {
+    name: 'vm-lock held through liveness checks',
+    async run({ world, stub }) {
+      // the lock started beforehand with a 1 s liveness check: a backup holds it a few seconds, checked by describe
+      const vm = await addDirectoryVm(world, 'lock-live');
+      const lock = await world.client.workflow.start('vmLockWorkflow', {
+        taskQueue: world.controlQueue,
+        workflowId: vmLockWorkflowId(vm),
+        args: [{ vm, livenessCheck: '1 second', idleTimeout: '5 seconds' }],
+      });
+      const leaf = await addDirectoryLeaf(world, vm, 'backup');
+      const held = stub.hold('preflight');
+      const h = await startForMode(world, leaf.dn, 'backup');
+      await held.entered;
+      await sleep(3_500);
+      held.release();
+      await h.result();
+      return [{ file: 'vm-lock/held-with-liveness-checks', workflowId: lock.workflowId, runId: lock.firstExecutionRunId, about: 'a lock held through a few liveness checks (local activity: describe of the holder), released, idle end' }];
+    },
+  },
+  {
+    name: 'node slots contention',
+    async run({ world, stub }) {
+      // the node has 2 backup slots ([Backup] MAX_CONCURRENT_BACKUPS default): two backups hold them, the third waits
+      const vms = [await addDirectoryVm(world, 'slot-a'), await addDirectoryVm(world, 'slot-b'), await addDirectoryVm(world, 'slot-c')];
+      const leaves = [];
+      for (const vm of vms) leaves.push(await addDirectoryLeaf(world, vm, 'backup'));
+      const first = stub.hold('preflight');
+      const h1 = await startForMode(world, leaves[0]!.dn, 'backup');
+      await first.entered;
+      const second = stub.hold('takeSnapshot');
+      const h2 = await startForMode(world, leaves[1]!.dn, 'backup');
+      await second.entered;
+      const h3 = await startForMode(world, leaves[2]!.dn, 'backup');
+      const slots = world.client.workflow.getHandle(nodeSlotsWorkflowId(world.node));
+      await until('the third backup to wait for a slot', async () => ((await slots.query(nodeSlotsStateQuery)).waiting.some((w) => w.workflowId === h3.workflowId) ? true : undefined));
+      const { runId } = await slots.describe();
+      first.release();
+      second.release();
+      await Promise.all([h1.result(), h2.result(), h3.result()]);
+      return [
+        { file: 'node-slots/contention', workflowId: slots.workflowId, runId, about: "a node's backup slots: two backups hold them, a third waits in line and gets the first slot given back, idle end" },
+        { file: 'backup/waiting-for-slot', workflowId: h3.workflowId, about: 'a backup that waited for a slot on its node' },
       ];
     },
   },

@@ -1,14 +1,17 @@
 /**
  * A node worker in a process of its own (`kvm-backup worker --node-only`), so a test can kill it
- * with SIGKILL in the middle of a phase, as a crash would, and start it again.
+ * with SIGKILL in the middle of a phase, as a crash would, and start it again. With a crash spec it
+ * is test/helpers/crashing-node-worker.ts instead, which kills itself at a chosen point of a step.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { CrashSpec } from './crashing-node-worker.js';
 import type { World } from './world.js';
 
 const CLI = fileURLToPath(new URL('../../client/cli.js', import.meta.url));
+const CRASHING = fileURLToPath(new URL('./crashing-node-worker.js', import.meta.url));
 
 export interface NodeProcess {
   pid: number;
@@ -16,6 +19,8 @@ export interface NodeProcess {
   children(): number[];
   kill9(): Promise<void>;
   stop(): Promise<void>;
+  /** Resolves when the process has ended (by itself, as a crashing worker does, or stopped). */
+  exited: Promise<void>;
 }
 
 function track(pid: number, on: boolean): void {
@@ -59,15 +64,16 @@ export function alive(pid: number): boolean {
   }
 }
 
-export async function startNodeWorkerProcess(world: World): Promise<NodeProcess> {
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'worker', '--node-only', '--config', world.configFile], {
+export async function startNodeWorkerProcess(world: World, crash?: CrashSpec): Promise<NodeProcess> {
+  const args = crash ? [CRASHING, '--config', world.configFile, '--crash', JSON.stringify(crash)] : [CLI, 'worker', '--node-only', '--config', world.configFile];
+  const child: ChildProcess = spawn(process.execPath, args, {
     env: process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const pid = child.pid!;
   track(pid, true);
   let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve())).then(() => track(pid, false));
   await new Promise<void>((resolve, reject) => {
     const onData = (b: Buffer) => {
       output += b.toString();
@@ -82,5 +88,5 @@ export async function startNodeWorkerProcess(world: World): Promise<NodeProcess>
     await exited;
     track(pid, false);
   };
-  return { pid, children: () => childrenOf(pid), kill9: () => end('SIGKILL'), stop: () => end('SIGTERM') };
+  return { pid, children: () => childrenOf(pid), kill9: () => end('SIGKILL'), stop: () => end('SIGTERM'), exited };
 }

@@ -3,19 +3,19 @@
  * the control activities (real Temporal, real slapd) but must not touch libvirt: every node activity
  * of `NodeActivities` (activities/node/index.ts), answering with a result of the real shape built
  * from the same pure plans the real steps use (core/backup-plan.ts, core/restore-plan.ts). The long
- * copies send one progress signal to their workflow as the real heartbeat does, so histories carry
- * those signals too.
+ * copies heartbeat their progress as the real ones do (in the heartbeat details, core/progress.ts:
+ * nothing in the history).
  *
  * A test can make one activity fail with an exit code (non-retryable, as a permanent failure), hold
  * one until it is released (a backup that waits in the middle), and read which activities ran.
  */
-import { activityInfo, getClient, heartbeat } from '@temporalio/activity';
+import { activityInfo, heartbeat } from '@temporalio/activity';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import type { NodeActivities } from '../../activities/node/index.js';
 import { planBackup, type BackupContext, type PreparedBackup } from '../../core/backup-plan.js';
 import { failure } from '../../core/failures.js';
 import { nodeTaskQueue } from '../../core/naming.js';
-import { PROGRESS_SIGNAL, type ProgressReport } from '../../core/progress.js';
+import { ProgressMeter } from '../../core/progress.js';
 import { expectedBackupDir, restoreImages, restorePlan, type RestorePlan } from '../../core/restore-plan.js';
 
 export type NodeActivityName = keyof NodeActivities;
@@ -47,14 +47,11 @@ export interface StubNode {
   rotating(ous: string[]): void;
 }
 
-/** One progress report to the calling workflow, as activities/node/heartbeat.ts sends it. */
+/** One heartbeat with the copy's details and progress report, as activities/node/heartbeat.ts sends it. */
 async function reportProgress(file: string, total: number): Promise<void> {
-  const info = activityInfo();
-  heartbeat({ current: { name: file, bytes: total, total } });
-  const target = info.workflowExecution;
-  if (!target) return;
-  const report: ProgressReport = { activity: info.activityType, file, bytes: total, total, at: Date.now() };
-  await getClient().workflow.getHandle(target.workflowId, target.runId).signal(PROGRESS_SIGNAL, report).catch(() => undefined);
+  const details = { current: { name: file, bytes: total, total } };
+  const progress = new ProgressMeter(activityInfo().activityType).report(details, Date.now());
+  heartbeat(progress ? { ...details, progress } : details);
 }
 
 const MiB = 2 ** 20;
@@ -125,6 +122,10 @@ export function stubNodeActivities(o: StubNodeOptions): StubNode {
       await enter('rotateIterations');
       void keep;
       return { kept: [plan.ou], deleted: rotated, unfinished: [] };
+    },
+    async purgeDeletedIterations() {
+      await enter('purgeDeletedIterations');
+      return { purged: rotated };
     },
     async deleteIteration(ctx) {
       await enter('deleteIteration');

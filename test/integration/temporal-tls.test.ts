@@ -21,6 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { msToTs } from '@temporalio/common/lib/time.js';
+import { SEARCH_ATTRIBUTE_TYPES } from '../../core/search-attributes.js';
 import { makeTestPki } from '../helpers/certificates.js';
 import { temporalTarget } from '../helpers/names.js';
 import { startTlsProxy } from '../helpers/tls-proxy.js';
@@ -136,7 +137,8 @@ test('worker, watcher and CLI over mutual TLS; refused search attributes do not 
   const warning = lines.find((l) => /^register these \d+ search attributes/.test(String(l['msg'])));
   assert.ok(warning, `the worker names the attributes to register: ${worker.output()}`);
   assert.equal(warning['level'], 'warn');
-  assert.match(String(warning['msg']), /^register these 10 search attributes .*KvmExitCode \(Int\).*KvmGuestPauseMs \(Int\)/);
+  const count = Object.keys(SEARCH_ATTRIBUTE_TYPES).length; // 10 since KvmWaitingFor
+  assert.match(String(warning['msg']), new RegExp(`^register these ${count} search attributes .*KvmExitCode \\(Int\\).*KvmGuestPauseMs \\(Int\\)`));
   assert.match(String(warning['reason']), /cannot have more than 3 search attribute of type Int/);
   const connected = lines.find((l) => l['msg'] === 'connected to Temporal');
   assert.match(String(connected?.['temporal']), new RegExp(`^${proxy.address}, namespace ${namespace} \\(TLS, CA .*ca\\.pem, client certificate .*client\\.pem, server name ${pki.serverName}\\)`));

@@ -1,13 +1,14 @@
 /**
  * What the Temporal UI and API show of a running backup: search attributes that filter by VM, pool,
- * node, operation, phase and snapshot method; the progress query with bytes done, total and rate of
- * the running copy; activity summaries naming the files; and the guest pause recorded per backup.
+ * node, operation, phase and snapshot method; bytes done, total and rate of the running copy in its
+ * pending activity's heartbeat details (what the CLI's follow, `status` and the UI read); activity
+ * summaries naming the files; and the guest pause recorded per backup.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunningWorkers } from '../../workers/run-workers.js';
-import { backupProgressQuery } from '../../workflows/index.js';
+import { copyProgress } from '../../client/follow.js';
 import { addLeaf, startBackup, waitForPhase } from '../helpers/backup.js';
 import { GuestData } from '../helpers/guest-data.js';
 import { createWorld, type World } from '../helpers/world.js';
@@ -32,10 +33,10 @@ test('a running backup: search attributes, progress with bytes and rate, summari
   const handle = await startBackup(w, { leafDn: leaf.dn });
   await waitForPhase(handle, 'copy to retain');
 
-  // progress: the node reports every few seconds; the second report carries a rate
+  // progress: the node's heartbeats carry it (sent every few seconds); the rate once a few seconds are measured
   let copy;
   for (let i = 0; i < 100; i++) {
-    copy = (await handle.query(backupProgressQuery)).copy;
+    copy = await copyProgress(handle);
     if (copy?.rateMiB !== undefined && copy.bytes > 0) break;
     await sleep(200);
   }

@@ -1,7 +1,8 @@
 /**
  * The per-VM lock on the real stack: two backups of one VM never overlap (the second waits in line
- * and runs after the first), and a holder that ends without releasing (terminated) frees the lock
- * through the liveness check.
+ * and runs after the first), a holder that ends without releasing (terminated) frees the lock
+ * through the liveness check, and a lock held for long keeps short histories: its own (continued as
+ * new with holder and line) and the holder's (the liveness check adds nothing to it).
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -10,7 +11,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { vmLockWorkflowId } from '../../core/naming.js';
 import type { VmLockState } from '../../core/vm-lock.js';
 import { vmLockWorkflow } from '../../workflows/index.js';
-import { acquireVmLockSignal, vmLockStateQuery } from '../../workflows/definitions.js';
+import { acquireVmLockSignal, releaseVmLockSignal, vmLockStateQuery } from '../../workflows/definitions.js';
 import { addLeaf, readLeaf, startBackup } from '../helpers/backup.js';
 import { createWorld, type World } from '../helpers/world.js';
 
@@ -110,4 +111,48 @@ test('a holder terminated without releasing frees the lock through the liveness 
   const outcome = await backup.result();
   assert.equal(outcome.vm, w.vm);
   assert.equal((await readLeaf(w, leaf.dn)).mode, 'finished');
+});
+
+test('a lock held for long continues as new with its holder and its line; the liveness checks add nothing to the holder', { timeout: 90_000 }, async () => {
+  const w = await world('lock-long');
+  // stand-in holders: any running workflows will do
+  const standIn = (n: number) =>
+    w.client.workflow.start(vmLockWorkflow, { taskQueue: w.controlQueue, workflowId: `test-stand-in-${n}/${w.vm}`, args: [{ vm: `${w.vm}-other${n}`, idleTimeout: '10 minutes' }] });
+  const holder = await standIn(1);
+  const waiter = await standIn(2);
+  cleanups.push(async () => {
+    for (const h of [holder, waiter, w.client.workflow.getHandle(vmLockWorkflowId(w.vm))]) await h.terminate('test over').catch(() => undefined);
+  });
+  const request = async (h: WorkflowHandle, requestId: string) =>
+    w.client.workflow.signalWithStart(vmLockWorkflow, {
+      taskQueue: w.controlQueue,
+      workflowId: vmLockWorkflowId(w.vm),
+      // a check every second and a limit of 40 events: the lock continues as new every few seconds
+      args: [{ vm: w.vm, livenessCheck: '1 second', historyLimit: 40 }],
+      signal: acquireVmLockSignal,
+      signalArgs: [{ requestId, workflowId: h.workflowId, runId: (await h.describe()).runId, operation: 'test' }],
+    });
+  await request(holder, 'one');
+  await waitFor('the first stand-in to hold the lock', async () => ((await lockState(w.client, w.vm))?.holder?.requestId === 'one' ? true : undefined));
+  await request(waiter, 'two');
+  await waitFor('the second to wait in line', async () => ((await lockState(w.client, w.vm))?.waiting.length ? true : undefined));
+  const holderEvents = (await holder.describe()).historyLength;
+  const lock = w.client.workflow.getHandle(vmLockWorkflowId(w.vm));
+  const firstRun = (await lock.describe()).runId;
+
+  // three runs later the same request still holds the lock and the same one waits
+  const runs = new Set([firstRun]);
+  await waitFor('the lock to continue as new twice', async () => {
+    runs.add((await lock.describe()).runId);
+    return runs.size >= 3 ? true : undefined;
+  }, 60_000);
+  const state = await lockState(w.client, w.vm);
+  assert.equal(state?.holder?.requestId, 'one', 'the holder is carried over');
+  assert.deepEqual(state?.waiting.map((r) => r.requestId), ['two'], 'the line is carried over');
+  assert.ok((await lock.describe()).historyLength <= 60, 'each run of the lock keeps a short history');
+  assert.equal((await holder.describe()).historyLength, holderEvents, 'the liveness checks added no event to the holder');
+
+  // a release sent to the lock's workflow ID reaches the newest run, which grants the next in line
+  await lock.signal(releaseVmLockSignal, 'one');
+  await waitFor('the second stand-in to hold the lock', async () => ((await lockState(w.client, w.vm))?.holder?.requestId === 'two' ? true : undefined));
 });

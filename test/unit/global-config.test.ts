@@ -126,3 +126,16 @@ test('[Backup] RESTIC_*: defaults, paths only (the password stays in its file), 
     assert.throws(() => parse(bad), (e: unknown) => e instanceof ConfigError && e.code === 39, bad);
   }
 });
+
+test('[Backup] MAX_CONCURRENT_BACKUPS: 2 by default, 0 for no limit, up to 64; anything else 39', () => {
+  assert.equal(parseGlobalConfig(SEED, noFiles).backup.maxConcurrentBackups, 2);
+  assert.equal(parseGlobalConfig(SEED.replace('EXPORT_COMMAND = cp -p', 'EXPORT_COMMAND = cp -p\nMAX_CONCURRENT_BACKUPS = 5'), noFiles).backup.maxConcurrentBackups, 5);
+  assert.equal(parseGlobalConfig(SEED.replace('EXPORT_COMMAND = cp -p', 'EXPORT_COMMAND = cp -p\nMAX_CONCURRENT_BACKUPS = 0'), noFiles).backup.maxConcurrentBackups, 0);
+  for (const bad of ['65', '-1', 'two', '1.5', '', '1000']) {
+    assert.throws(
+      () => parseGlobalConfig(SEED.replace('EXPORT_COMMAND = cp -p', `EXPORT_COMMAND = cp -p\nMAX_CONCURRENT_BACKUPS = ${bad}`), noFiles),
+      (e: ConfigError) => e.code === 39 && /MAX_CONCURRENT_BACKUPS/.test(e.message),
+      bad,
+    );
+  }
+});

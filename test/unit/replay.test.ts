@@ -34,6 +34,7 @@ test('the stored histories cover every workflow type and the paths docs/upgrades
     'backup/one-go', 'backup/step-snapshot', 'backup/step-merge', 'backup/step-retain', 'backup/failure-compensation', 'backup/waiting-for-lock',
     'restore/one-go-confirmed', 'restore/one-go-cancelled', 'restore/step-unretainSmallFiles', 'restore/step-unretainLargeFiles', 'restore/step-restore',
     'restore/step-cleanup', 'delete/delete', 'verify/verify', 'scheduled-backup/group', 'vm-lock/contention', 'node-probe/probe',
+    'scheduled-batch/batch', 'node-slots/contention', 'backup/waiting-for-slot', 'vm-lock/held-with-liveness-checks',
   ]) {
     assert.ok(names.has(n), `test/histories/${n}.json.gz is missing: run npm run record-histories`);
   }

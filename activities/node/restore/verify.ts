@@ -23,7 +23,7 @@ export function createVerify(deps: NodeDeps) {
   const fs = deps.files;
 
   /** Every check of an iteration directory; `counted` gets files and bytes as they are hashed (for the record of a failure). */
-  async function checkDirectory(plan: RestorePlan, dir: string, beat: Beat<unknown>, counted: { files: number; bytes: number }, warnings: string[]): Promise<Checked> {
+  async function checkDirectory(plan: RestorePlan, dir: string, beat: Beat<object>, counted: { files: number; bytes: number }, warnings: string[]): Promise<Checked> {
     let xml: string;
     try {
       xml = await fs.readText(`${dir}/${plan.files.xml}`);
@@ -56,7 +56,7 @@ export function createVerify(deps: NodeDeps) {
   }
 
   /** `restic check` of the snapshot (structure, and its data read back), then the snapshot restored to a scratch directory and checked there. */
-  async function checkSnapshot(plan: RestorePlan, beat: Beat<unknown>, counted: { files: number; bytes: number }, warnings: string[]): Promise<Checked> {
+  async function checkSnapshot(plan: RestorePlan, beat: Beat<object>, counted: { files: number; bytes: number }, warnings: string[]): Promise<Checked> {
     const repo = plan.repository!;
     const readData = deps.restic.settings.verifyReadData;
     try {
@@ -94,7 +94,7 @@ export function createVerify(deps: NodeDeps) {
         await fs.writeJson(recordAt, full).catch(() => undefined);
         return full;
       };
-      const beat = startHeartbeat<unknown>({ phase: 'verify', current: { name: '', bytes: 0, total: 0 } });
+      const beat = startHeartbeat<object>({ phase: 'verify', current: { name: '', bytes: 0, total: 0 } });
       const counted = { files: 0, bytes: 0 };
       try {
         const checked = plan.repository ? await checkSnapshot(plan, beat, counted, warnings) : await checkDirectory(plan, plan.backupDir, beat, counted, warnings);
