@@ -48,7 +48,10 @@ export class LeafProtocol {
 
   async begin(mode: string = this.mode): Promise<void> {
     this.mode = mode;
-    if (this.locked) return this.answers.updateLeaf(this.leafDn, startedChanges(mode));
+    if (this.locked) {
+      await this.answers.updateLeaf(this.leafDn, startedChanges(mode));
+      return;
+    }
     try {
       await directory.updateLeaf(this.leafDn, startedChanges(mode));
     } catch (e) {

@@ -12,7 +12,15 @@ export function createBackupLeafActivities({ directory }: ControlDeps) {
   return {
     loadBackupContext: (dn: string): Promise<BackupContext> => directory.loadBackupContext(dn),
 
-    updateLeaf: (dn: string, changes: LeafChanges): Promise<void> => directory.answerLeaf(dn, changes),
+    /**
+     * Writes a leaf's answer (mode, return value, stamp in one modify) and returns the changes written:
+     * a local activity's input is not kept in the history (its result is), so the answer is readable
+     * there also when a backup holding its node slot writes it as a local activity.
+     */
+    async updateLeaf(dn: string, changes: LeafChanges): Promise<LeafChanges> {
+      await directory.answerLeaf(dn, changes);
+      return changes;
+    },
 
     exportLdif: (vm: string) => directory.exportLdif(vm),
 

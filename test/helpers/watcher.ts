@@ -123,16 +123,26 @@ export function recordLeaf(world: World, dn: string): { stop(): Promise<LeafStat
 
 /**
  * What a workflow wrote on leaves, in order, from its history (the `updateLeaf` activities'
- * arguments): the exact sequence of modifies, each one change set, which no sampling can miss.
+ * arguments, or a local activity's result, which is the changes it wrote): the exact sequence of
+ * modifies, each one change set, which no sampling can miss.
  */
 export async function leafWrites(client: Client, workflowId: string): Promise<Array<Record<string, unknown>>> {
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   const writes: Array<Record<string, unknown>> = [];
+  const json = (p: { data?: Uint8Array | null }) => JSON.parse(Buffer.from(p.data!).toString()) as unknown;
   for (const e of history.events ?? []) {
     const a = e.activityTaskScheduledEventAttributes;
-    if (a?.activityType?.name !== 'updateLeaf') continue;
-    const [, changes] = (a.input?.payloads ?? []).map((p) => JSON.parse(Buffer.from(p.data!).toString()) as unknown);
-    writes.push(changes as Record<string, unknown>);
+    if (a?.activityType?.name === 'updateLeaf') {
+      const [, changes] = (a.input?.payloads ?? []).map(json);
+      writes.push(changes as Record<string, unknown>);
+    }
+    // a local activity (a backup holding its node slot): the marker keeps the result, which is the changes written
+    const m = e.markerRecordedEventAttributes;
+    if (m?.markerName === 'core_local_activity') {
+      const data = (m.details?.['data']?.payloads ?? []).map(json)[0] as { activity_type?: string } | undefined;
+      const result = (m.details?.['result']?.payloads ?? []).map(json)[0];
+      if (data?.activity_type === 'updateLeaf' && result) writes.push(result as Record<string, unknown>);
+    }
   }
   return writes;
 }

@@ -1,9 +1,11 @@
 /**
  * Bounded histories (docs/architecture.md, "History sizes"): a backup's history does not grow with the
- * time its copies take. The same backup of a VM with 90 MiB of data runs once unthrottled (its copies
- * take about 3 s) and once at [Backup] COPY_BANDWIDTH = 1 MiB/s (its copies take about 3 minutes);
- * the slow one adds no more history events than the fast one, and its progress (bytes, total, rate)
- * was visible all along in the copy's heartbeat details.
+ * time its copies take. The same backup of a VM with 90 MiB of data runs once unthrottled (its copy
+ * takes a few seconds) and once at [Backup] COPY_BANDWIDTH = 1 MiB/s (its copy to retain takes about
+ * 90 s; the export moves the retain files into the backup root by rename, docs/backup.md, so only that
+ * copy is throttled); the slow one adds no more history events than the fast one, and its progress
+ * (bytes, total, rate) was visible all along in the copy's heartbeat details. The backup holds its VM
+ * lock and its node slot all the while: their liveness checks add nothing to its history either.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -43,22 +45,22 @@ async function backupOf(label: string, bandwidth: string) {
   return { events: (await handle.describe()).historyLength, copyMs, seen };
 }
 
-test('a copy throttled to run 3 minutes adds no more history events than one running 3 seconds', { timeout: 600_000 }, async () => {
+test('a copy throttled to run 90 s adds no more history events than one running seconds', { timeout: 600_000 }, async () => {
   const fast = await backupOf('hist-fast', '0');
   const slow = await backupOf('hist-slow', '1');
   console.log(`history events: fast ${fast.events} (copies ${fast.copyMs} ms), slow ${slow.events} (copies ${slow.copyMs} ms)`);
-  // seconds against minutes (a loaded machine may take longer than 3 s for the fast one)
-  assert.ok(fast.copyMs < 60_000, `the fast copies took ${fast.copyMs} ms`);
-  assert.ok(slow.copyMs > 170_000, `the slow copies took ${slow.copyMs} ms`);
+  // seconds against a minute and a half (a loaded machine may take longer than 3 s for the fast one)
+  assert.ok(fast.copyMs < 30_000, `the fast copies took ${fast.copyMs} ms`);
+  assert.ok(slow.copyMs > 85_000, `the slow copies took ${slow.copyMs} ms`);
   assert.ok(slow.events <= fast.events, `slow backup: ${slow.events} events, fast: ${fast.events}`);
 
-  // the slow copies were visible all the time: both copy steps, growing bytes, a rate near the limit
+  // the slow copy was visible all the time: growing bytes, a rate near the limit
   const copying = slow.seen.filter((p) => p.activity === 'copyToRetain' || p.activity === 'exportBackup');
-  assert.ok(copying.length >= 25, `progress seen ${copying.length} times in about 36 samples`);
-  assert.deepEqual([...new Set(copying.map((p) => p.activity))], ['copyToRetain', 'exportBackup']);
+  assert.ok(copying.length >= 14, `progress seen ${copying.length} times in about 18 samples`);
+  assert.equal(copying[0]?.activity, 'copyToRetain');
   const rated = copying.filter((p) => p.rateMiB !== undefined);
   const nearLimit = rated.filter((p) => p.rateMiB! > 0.5 && p.rateMiB! < 2);
-  assert.ok(rated.length >= 20 && nearLimit.length >= 0.8 * rated.length, `rates near the 1 MiB/s limit: ${JSON.stringify(rated.map((p) => p.rateMiB))}`);
+  assert.ok(rated.length >= 10 && nearLimit.length >= 0.8 * rated.length, `rates near the 1 MiB/s limit: ${JSON.stringify(rated.map((p) => p.rateMiB))}`);
   const retain = copying.filter((p) => p.activity === 'copyToRetain' && p.total > 80 * 2 ** 20);
   assert.ok(retain.length >= 10 && retain.every((p, i) => i === 0 || p.bytes >= retain[i - 1]!.bytes), 'bytes of the image copy grow');
 });

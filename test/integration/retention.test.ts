@@ -3,7 +3,7 @@
  * comes from slapd (sstBackupNumberOfIterations and sstBackupKeepDaily/-Weekly/-Monthly on the
  * pool's `ou=backup`, VM → pool → cloud as every setting) and `config show` says so; the one-go
  * rotation of the plain layout (`rotateIterations` with the real Files adapter, then `deleteLeaves`,
- * the two calls of the backup workflow's rotate phase) over iteration directories stamped across
+ * then `purgeDeletedIterations`: the three calls of the backup workflow's crash-safe rotate phase) over iteration directories stamped across
  * five ISO weeks; the scheduler's retention (`finishedLeavesBeyond` → `deleteWorkflow` children →
  * leaf removal, run by `retentionWorkflow` on the real control and node workers) over leaves
  * stamped across four weeks. Expected survivors are written out from the rules, not computed.
@@ -92,7 +92,7 @@ function iterationDir(plan: BackupPlan, ou: string, kind: Kind): string {
   return dir;
 }
 
-/** What the backup workflow's rotate phase does (workflows/backup.ts): the node rotates, the control removes the leaves. */
+/** What the backup workflow's rotate phase does (workflows/backup.ts): the node marks, the control removes the leaves, the node purges. */
 async function rotate(plan: BackupPlan): Promise<{ kept: string[]; deleted: string[]; unfinished: string[]; leavesRemoved: string[] }> {
   const node = createNodeActivities(nodeDeps({
     environment: w.node,
@@ -103,7 +103,10 @@ async function rotate(plan: BackupPlan): Promise<{ kept: string[]; deleted: stri
   }));
   const control = createControlActivities({ directory });
   const rotation = await node.rotateIterations(plan, plan.retention ?? plan.iterations);
-  return { ...rotation, leavesRemoved: await control.deleteLeaves(plan.vm, rotation.deleted) };
+  const leavesRemoved = await control.deleteLeaves(plan.vm, rotation.deleted);
+  const { purged } = await node.purgeDeletedIterations(plan);
+  assert.deepEqual(purged, rotation.deleted, 'every iteration marked is purged');
+  return { ...rotation, leavesRemoved };
 }
 
 const survivingDirs = (plan: BackupPlan) => readdirSync(plan.backupVmDir).sort();

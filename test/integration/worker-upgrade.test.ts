@@ -43,9 +43,10 @@ const LATE_NOTE = 'upgrade test: noted before the rotation';
 /** The changed backupWorkflow; `guarded` false: the early change without its patch. */
 function changedBackup(guarded: boolean): (compiled: string) => string {
   return (js) => {
+    // backup.ts imports patched() already (its own patches)
     let s = replaceOnce(
       js,
-      "import { CancellationScope, log, setHandler, upsertSearchAttributes } from '@temporalio/workflow';",
+      "import { CancellationScope, log, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';",
       "import { CancellationScope, log, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';",
     );
     s = replaceOnce(
@@ -201,7 +202,8 @@ test('a backup started on this build, its workers stopped in the middle, finishe
   const newOutcome = await finished(newRun);
   const fresh = await historyOf(newRun);
   assert.ok(newOutcome.warnings.includes(EARLY_NOTE) && newOutcome.warnings.includes(LATE_NOTE), newOutcome.warnings.join('; '));
-  assert.deepEqual(fresh.activities.slice(0, 4), ['requestVmLock', 'updateLeaf', 'loadBackupContext', 'pingDirectory']);
+  // the early change lies before the phases, after the backup took its node slot
+  assert.deepEqual(fresh.activities.slice(0, 5), ['requestVmLock', 'updateLeaf', 'loadBackupContext', 'requestNodeSlot', 'pingDirectory']);
   assert.ok(has(fresh.patches, EARLY) && has(fresh.patches, LATE), 'both markers in the new run');
   await stop(newBuild);
 
