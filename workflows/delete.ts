@@ -8,6 +8,7 @@
  * be removed is 13, not 0) and the empty directory goes too.
  */
 import { upsertSearchAttributes } from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
 import { STEP_MODES } from '../core/provisioning.js';
 import { SA } from '../core/search-attributes.js';
 import { directory, LeafProtocol } from './leaf-protocol.js';
@@ -17,6 +18,8 @@ import { lockableVmOf, withVmLock } from './vm-lock.js';
 export interface DeleteRequest {
   /** DN of the backup leaf whose iteration is removed. */
   leafDn: string;
+  /** Heartbeat timeout of the node activity: how fast a crashed node worker is noticed (default 30 s). */
+  heartbeatTimeout?: Duration;
 }
 
 export interface DeleteOutcome {
@@ -35,14 +38,15 @@ export async function deleteWorkflow(request: DeleteRequest): Promise<DeleteOutc
   return vm ? withVmLock(vm, 'delete', () => deleteIteration(request)) : deleteIteration(request);
 }
 
-async function deleteIteration({ leafDn }: DeleteRequest): Promise<DeleteOutcome> {
+async function deleteIteration(request: DeleteRequest): Promise<DeleteOutcome> {
+  const { leafDn } = request;
   upsertSearchAttributes([{ key: SA.operation, value: 'delete' }, { key: SA.leaf, value: leafDn }, { key: SA.phase, value: 'delete' }]);
   const leafAnswers = new LeafProtocol(leafDn, RUNNING, (code) => upsertSearchAttributes([{ key: SA.phase, value: `failed (${code})` }]));
   await leafAnswers.begin();
   try {
     const ctx = await directory.loadBackupContext(leafDn);
     upsertSearchAttributes([{ key: SA.vm, value: ctx.leaf.vm }, { key: SA.node, value: ctx.node }]);
-    const node = nodeProxies(ctx.node);
+    const node = nodeProxies(ctx.node, request);
     const { deleted } = await node.quick(`delete backup ${ctx.leaf.ou} of ${ctx.leaf.vm}`).deleteIteration(ctx);
     await leafAnswers.done(DONE, { processed: true });
     upsertSearchAttributes([{ key: SA.phase, value: 'done' }, { key: SA.exitCode, value: 0 }]);

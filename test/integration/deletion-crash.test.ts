@@ -152,7 +152,7 @@ for (const point of deletePoints) {
       point.spec,
       async () =>
         (
-          await w.client.workflow.start(deleteWorkflow, { taskQueue: w.controlQueue, workflowId: `test-delete/${w.vm}/${doomed}/${Date.now()}`, args: [{ leafDn: dn }] })
+          await w.client.workflow.start(deleteWorkflow, { taskQueue: w.controlQueue, workflowId: `test-delete/${w.vm}/${doomed}/${Date.now()}`, args: [{ leafDn: dn, heartbeatTimeout: '3 seconds' }] })
         ).result(),
       async () => {
         assert.notEqual((await readLeaf(w, dn)).mode, 'finished', 'the leaf of an iteration being deleted does not say finished');

@@ -78,11 +78,18 @@ async function killedIn(activity: string, start: () => Promise<WorkflowHandle>):
   };
 }
 
-function assertNoticedWithinAMinute(activity: string, r: { afterKillMs: number; attempt: number; lastFailure: string }): void {
+/**
+ * The backup's preflight, the delete step's and the probe's cases run with the product's default
+ * heartbeat timeout (30 s: noticed within a minute); the other steps go through the same node
+ * proxies with a 5 s one, which proves the same retry in a sixth of the time (within 20 s).
+ */
+const SHORT_HEARTBEAT = '5 seconds';
+
+function assertNoticed(activity: string, r: { afterKillMs: number; attempt: number; lastFailure: string }, withinMs = 60_000): void {
   console.log(`${activity}: killed, retried and done ${r.afterKillMs} ms after the kill (attempt ${r.attempt}: ${r.lastFailure})`);
   assert.equal(r.attempt, 2, `${activity}: the second attempt did it`);
   assert.match(r.lastFailure, /heartbeat/i, `${activity}: the dead attempt ended by its heartbeat timeout`);
-  assert.ok(r.afterKillMs < 60_000, `${activity}: done ${r.afterKillMs} ms after the kill`);
+  assert.ok(r.afterKillMs < withinMs, `${activity}: done ${r.afterKillMs} ms after the kill`);
 }
 
 /** A finished iteration of an earlier backup (three files and a manifest) and its finished leaf. */
@@ -109,9 +116,10 @@ for (const [activity, earlier] of [
   test(`backup: kill -9 of the node worker in ${activity}`, { timeout: 180_000 }, async () => {
     for (const ou of earlier) await earlierIteration(ou);
     const leaf = await addLeaf(w);
-    // the product's timeouts: no heartbeatTimeout in the request
-    const r = await killedIn(activity, () => startBackup(w, { leafDn: leaf.dn, heartbeatTimeout: undefined }));
-    assertNoticedWithinAMinute(activity, r);
+    // preflight: the product's timeouts (no heartbeatTimeout in the request)
+    const heartbeatTimeout = activity === 'preflight' ? undefined : SHORT_HEARTBEAT;
+    const r = await killedIn(activity, () => startBackup(w, { leafDn: leaf.dn, heartbeatTimeout }));
+    assertNoticed(activity, r, heartbeatTimeout ? 20_000 : 60_000);
     assert.equal((await readLeaf(w, leaf.dn)).mode, 'finished');
     for (const ou of earlier) assert.equal(existsSync(backupDirOf(w, ou)), false, `${ou} rotated away`);
     lastBackup = leaf;
@@ -122,8 +130,8 @@ for (const activity of ['locateBackup', 'unretainSmallFiles', 'cleanupRetain']) 
   test(`restore: kill -9 of the node worker in ${activity}`, { timeout: 180_000 }, async () => {
     assert.ok(lastBackup, 'a backup to restore');
     const leaf = lastBackup;
-    const r = await killedIn(activity, () => startRestore(w, { leafDn: leaf.dn, confirmed: true, heartbeatTimeout: undefined }));
-    assertNoticedWithinAMinute(activity, r);
+    const r = await killedIn(activity, () => startRestore(w, { leafDn: leaf.dn, confirmed: true, heartbeatTimeout: SHORT_HEARTBEAT }));
+    assertNoticed(activity, r, 20_000);
     assert.equal((await w.virsh.state(w.vm)).state, 'running');
     assert.equal((await readLeaf(w, leaf.dn)).mode, 'finished');
   });
@@ -137,14 +145,14 @@ test('delete step: kill -9 of the node worker in deleteIteration', { timeout: 18
   const r = await killedIn('deleteIteration', () =>
     w.client.workflow.start(deleteWorkflow, { taskQueue: w.controlQueue, workflowId: `test-delete/${w.vm}/${ou}`, args: [{ leafDn: dn }] }),
   );
-  assertNoticedWithinAMinute('deleteIteration', r);
+  assertNoticed('deleteIteration', r);
   assert.equal((await readLeaf(w, dn)).mode, 'deleted');
   assert.equal(existsSync(backupDirOf(w, ou)), false);
 });
 
 test('node probe: kill -9 of the node worker in probeNode', { timeout: 180_000 }, async () => {
   const r = await killedIn('probeNode', () => w.client.workflow.start(probeNodeWorkflow, { taskQueue: w.controlQueue, workflowId: `test-probe/${w.node}/${Date.now()}`, args: [w.node] }));
-  assertNoticedWithinAMinute('probeNode', r);
+  assertNoticed('probeNode', r);
 });
 
 test('a short step that runs longer than the heartbeat timeout is not taken for a dead one', { timeout: 120_000 }, async () => {
