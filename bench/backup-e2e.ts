@@ -9,8 +9,8 @@
  *   node dist/bench/backup-e2e.js [--runs 3]
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cli } from '../test/helpers/cli.js';
 import { startBenchStack } from './vm-stack.js';
@@ -21,6 +21,8 @@ const runs = Number(args.runs);
 
 /** Bytes written so far to the block device holding `path` (/sys/class/block/<dev>/stat, 512-byte sectors). */
 function deviceBytesWritten(path: string): number {
+  // the backup root appears with the first backup: its nearest existing ancestor is on the same device
+  while (!existsSync(path)) path = dirname(path);
   const source = execFileSync('df', ['--output=source', path]).toString().trim().split('\n')[1]!;
   const stat = readFileSync(`/sys/class/block/${basename(source)}/stat`, 'utf8').trim().split(/\s+/).map(Number);
   return stat[6]! * 512; // field 7: sectors written

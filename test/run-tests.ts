@@ -87,7 +87,9 @@ async function main(): Promise<number> {
   let libvirt: Libvirt | undefined;
   let tests: ChildProcess | undefined;
   const pidDir = join(runDir, 'pids');
-  const stopAll = async () => {
+  let stopped: Promise<void> | undefined;
+  const stopAll = () => (stopped ??= stopEverything());
+  const stopEverything = async () => {
     if (tests && tests.exitCode === null && tests.signalCode === null) {
       tests.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 3_000));
@@ -137,6 +139,8 @@ async function main(): Promise<number> {
       }));
       child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)));
     });
+    // daemons first: their PID files live in the run directory (a libvirtd a test restarted among them)
+    await stopAll();
     if (code === 0) rmSync(runDir, { recursive: true, force: true });
     else console.error(`run-tests: failed; files and logs kept in ${runDir}`);
     return code;
