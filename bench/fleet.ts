@@ -29,7 +29,11 @@ import { totalMs, type PhaseDurations } from '../test/helpers/simulated-nodes.js
 import { FLEET_POOL, random, startFleetStack, type FleetStack } from './fleet-stack.js';
 import { cpuMs, fmt, load, machine, median, table, timed } from './lib.js';
 
+/** Run as a script (fleet-scale.ts imports its helpers, with its own options on the command line). */
+const IS_MAIN = process.argv[1]?.endsWith('/fleet.js') ?? false;
+
 const { values: args } = parseArgs({
+  strict: IS_MAIN,
   options: {
     vms: { type: 'string', default: '200' },
     nodes: { type: 'string', default: '4' },
@@ -224,7 +228,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1]?.endsWith('/fleet.js')) {
+if (IS_MAIN) {
   main().then(
     () => process.exit(0),
     (e) => {
