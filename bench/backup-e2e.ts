@@ -14,7 +14,7 @@ import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cli } from '../test/helpers/cli.js';
 import { startBenchStack } from './vm-stack.js';
-import { dropCaches, fmt, machine, median, table, timed } from './lib.js';
+import { copyOnceMs, dropCaches, fmt, machine, median, table, timed } from './lib.js';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
 const runs = Number(args.runs);
@@ -44,15 +44,7 @@ async function main(): Promise<void> {
     await w.virsh.start(w.vm);
     const allocated = statSync(image).blocks * 512;
     for (let i = 0; i < runs; i++) {
-      const target = join(dir, 'cp-target.qcow2');
-      rmSync(target, { force: true });
-      execFileSync('sync');
-      dropCaches();
-      cpMs.push((await timed(async () => {
-        execFileSync('cp', ['--sparse=always', image, target]);
-        execFileSync('sync', ['-f', target]);
-      })).ms);
-      rmSync(target, { force: true });
+      cpMs.push(await copyOnceMs(image, dir));
 
       execFileSync('sync');
       dropCaches();

@@ -1,5 +1,7 @@
 /** Small helpers shared by the benchmarks: medians, timing, page-cache drops, markdown tables. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cpus, loadavg, totalmem } from 'node:os';
 
 export function median(values: number[]): number {
@@ -17,6 +19,23 @@ export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; valu
 /** Cold caches for each copy run, so throughput is the disk's, not the page cache's. */
 export function dropCaches(): void {
   writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
+/**
+ * The physical cost of one copy, the baseline of the end-to-end benchmarks: `cp --sparse=always` of
+ * `image` into `dir` and `sync` of the copy, caches dropped first; the copy is removed. Milliseconds.
+ */
+export async function copyOnceMs(image: string, dir: string): Promise<number> {
+  const target = join(dir, 'cp-target.qcow2');
+  rmSync(target, { force: true });
+  execFileSync('sync');
+  dropCaches();
+  const { ms } = await timed(async () => {
+    execFileSync('cp', ['--sparse=always', image, target]);
+    execFileSync('sync', ['-f', target]);
+  });
+  rmSync(target, { force: true });
+  return ms;
 }
 
 export function machine(): string {

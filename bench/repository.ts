@@ -23,7 +23,7 @@ import { VAR_DIR } from '../stack/paths.js';
 import { startTemporalServer } from '../stack/temporal-server.js';
 import { addLeaf, startBackup } from '../test/helpers/backup.js';
 import { createRepositoryWorld, guestWritesRandom } from '../test/helpers/repository.js';
-import { dropCaches, fmt, machine, median, table, timed } from './lib.js';
+import { copyOnceMs, dropCaches, fmt, machine, median, table, timed } from './lib.js';
 
 const { values: args } = parseArgs({ options: { iterations: { type: 'string', default: '14' } } });
 const iterations = Number(args.iterations);
@@ -87,17 +87,7 @@ async function main(): Promise<void> {
       last = it;
     }
     const cpMs: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const target = join(dir, 'cp-target.qcow2');
-      rmSync(target, { force: true });
-      execFileSync('sync');
-      dropCaches();
-      cpMs.push((await timed(async () => {
-        execFileSync('cp', ['--sparse=always', image, target]);
-        execFileSync('sync', ['-f', target]);
-      })).ms);
-      rmSync(target, { force: true });
-    }
+    for (let i = 0; i < 3; i++) cpMs.push(await copyOnceMs(image, dir));
     const raw = await rw.restic.rawSize(rw.repository);
     const cp = median(cpMs);
     const rate = (bytes: number, ms: number) => fmt(bytes / MiB / (ms / 1000), 0);
