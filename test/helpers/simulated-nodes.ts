@@ -79,6 +79,11 @@ export class FleetRecorder {
     return this.active.get(node)?.size ?? 0;
   }
 
+  /** Whether `vm`'s backup is in flight on `node` (a terminated backup never ends here: count by VM, not by size). */
+  isActive(node: string, vm: string): boolean {
+    return this.active.get(node)?.has(vm) ?? false;
+  }
+
   private mark(node: string, count: number): void {
     const t = this.timeline.get(node) ?? [];
     this.timeline.set(node, t);
