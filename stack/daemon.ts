@@ -4,7 +4,7 @@
  * never looked up by name (no pkill).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -78,7 +78,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     }),
   ]);
 
-  const pidFile = trackPid(pid);
+  const pidFile = trackPid(pid, options.name);
   void exited.then(() => pidFile && rmSync(pidFile, { force: true }));
   const stop = async (graceMs = 10_000) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -112,26 +112,32 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
  * With KVM_BACKUP_PID_DIR set (the test runner sets it), every daemon leaves its PID there while it
  * runs, so the runner can stop by PID what a crashed test process left behind.
  */
-function trackPid(pid: number): string | undefined {
+function trackPid(pid: number, name: string): string | undefined {
   const dir = process.env['KVM_BACKUP_PID_DIR'];
   if (!dir) return undefined;
   mkdirSync(dir, { recursive: true });
   const file = join(dir, String(pid));
-  writeFileSync(file, String(pid));
+  writeFileSync(file, name);
   return file;
 }
 
-/** Stops (SIGTERM, then SIGKILL) every daemon still listed in a PID directory. */
-export async function stopTrackedPids(dir: string): Promise<number[]> {
+/**
+ * Stops (SIGTERM, then SIGKILL) every daemon still listed in a PID directory. Returns the ones that
+ * were still alive, as `name (pid)`: a file whose process already ended (a test killed it on purpose)
+ * is only removed.
+ */
+export async function stopTrackedPids(dir: string): Promise<string[]> {
   const pids = existsSync(dir) ? readdirSync(dir).map(Number).filter((n) => n > 1) : [];
+  const alive: string[] = [];
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGTERM');
+      alive.push(`${readFileSync(join(dir, String(pid)), 'utf8').trim() || '?'} (${pid})`);
     } catch {
       // already gone
     }
   }
-  await sleep(1_500);
+  if (alive.length) await sleep(1_500);
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -140,7 +146,7 @@ export async function stopTrackedPids(dir: string): Promise<number[]> {
     }
     rmSync(join(dir, String(pid)), { force: true });
   }
-  return pids;
+  return alive;
 }
 
 /** A TCP port nobody listens on right now (the kernel picks it). */

@@ -98,7 +98,7 @@ async function main(): Promise<number> {
     // domains first (QEMU outlives libvirtd), then daemons a killed test process left behind
     await sweepTestDomains(`${TEST_DOMAIN_PREFIX}${tag}-`, runDir).catch((e) => console.error('run-tests: sweep failed', e));
     const left = await stopTrackedPids(pidDir);
-    if (left.length) console.error(`run-tests: stopped ${left.length} daemons left behind by tests (pids ${left.join(' ')})`);
+    if (left.length) console.error(`run-tests: stopped ${left.length} daemons left behind by tests: ${left.join(', ')}`);
     await libvirt?.stop();
     await temporal?.stop();
   };
