@@ -1,23 +1,28 @@
 /**
  * Backup and restore end to end through the CLI (`kvm-backup backup <vm>`, `kvm-backup restore <vm>
  * --yes`: request to finished leaf, request to running VM, checks included) on the real stack, a VM
- * with 512 MiB of RAM and a 2 GiB qcow2 disk holding 1.25 GiB of data, against the physical cost of
+ * with 512 MiB of RAM and a 2 GiB qcow2 disk holding 1.25 GiB of data (--data-mib: more), against the physical cost of
  * one copy of the same image measured in the same run: `cp --sparse=always` + `sync`, caches dropped
  * before each run. Also the bytes the backup wrote to the disk (the block device's write counter
- * around the backup) against the bytes the image and the RAM state occupy.
+ * around the backup) against the bytes the image and the RAM state occupy. Each run also prints where
+ * the workflows' time went (each activity, from the history), to show fixed costs against the copy.
  *
- *   node dist/bench/backup-e2e.js [--runs 3]
+ *   node dist/bench/backup-e2e.js [--runs 3] [--data-mib 1280]
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseValidLeafDn, workflowIdForLeaf } from '../core/naming.js';
 import { cli } from '../test/helpers/cli.js';
+import type { World } from '../test/helpers/world.js';
 import { startBenchStack } from './vm-stack.js';
 import { copyOnceMs, dropCaches, fmt, machine, median, table, timed } from './lib.js';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'data-mib': { type: 'string', default: '1280' } } });
 const runs = Number(args.runs);
+/** The data the image holds, MiB (a multiple of 256); the disk is 768 MiB larger. */
+const dataMiB = Math.max(256, Math.round(Number(args['data-mib']) / 256) * 256);
 
 /** Bytes written so far to the block device holding `path` (/sys/class/block/<dev>/stat, 512-byte sectors). */
 function deviceBytesWritten(path: string): number {
@@ -26,6 +31,37 @@ function deviceBytesWritten(path: string): number {
   const source = execFileSync('df', ['--output=source', path]).toString().trim().split('\n')[1]!;
   const stat = readFileSync(`/sys/class/block/${basename(source)}/stat`, 'utf8').trim().split(/\s+/).map(Number);
   return stat[6]! * 512; // field 7: sectors written
+}
+
+/**
+ * Where a workflow's time went, from its history: each activity (scheduled → completed, ms, local
+ * activities as markers have no duration) and the whole run, as `name=ms` pairs in history order.
+ */
+async function activityTimes(w: World, workflowId: string): Promise<string> {
+  const events = (await w.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const ms = (t: unknown) => Number((t as { seconds?: { toNumber(): number } | number; nanos?: number })?.seconds?.toString() ?? 0) * 1000 + Math.round(((t as { nanos?: number })?.nanos ?? 0) / 1e6);
+  const scheduled = new Map<string, { name: string; at: number }>();
+  const parts: string[] = [];
+  for (const e of events) {
+    const id = e.eventId?.toString() ?? '';
+    const at = ms(e.eventTime);
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s) scheduled.set(id, { name: s.activityType?.name ?? '?', at });
+    const c = e.activityTaskCompletedEventAttributes;
+    if (c) {
+      const from = scheduled.get(c.scheduledEventId?.toString() ?? '');
+      if (from) parts.push(`${from.name}=${at - from.at}`);
+    }
+  }
+  const first = ms(events[0]?.eventTime);
+  const last = ms(events.at(-1)?.eventTime);
+  return `${parts.join(' ')} | workflow=${last - first}`;
+}
+
+/** The workflow ID of the CLI's JSON outcome (its leaf). */
+function workflowOf(stdout: string, operation: 'backup' | 'restore'): string {
+  const { leafDn } = JSON.parse(stdout) as { leafDn: string };
+  return workflowIdForLeaf(parseValidLeafDn(leafDn), operation);
 }
 
 async function main(): Promise<void> {
@@ -39,8 +75,8 @@ async function main(): Promise<void> {
   const writtenRatio: number[] = [];
   try {
     await w.virsh.destroy(w.vm);
-    execFileSync('qemu-img', ['resize', '-q', image, '2G']);
-    for (let mib = 0; mib < 1280; mib += 256) execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a ${mib}M 256M`, image]);
+    execFileSync('qemu-img', ['resize', '-q', image, `${dataMiB + 768}M`]);
+    for (let mib = 0; mib < dataMiB; mib += 256) execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a ${mib}M 256M`, image]);
     await w.virsh.start(w.vm);
     const allocated = statSync(image).blocks * 512;
     for (let i = 0; i < runs; i++) {
@@ -64,9 +100,11 @@ async function main(): Promise<void> {
       if ((await w.virsh.state(w.vm)).state !== 'running') throw new Error('the VM is not running after the restore');
       restoreMs.push(restore.ms);
       console.error(`run ${i + 1}: backup ${fmt(backup.ms)} ms, restore ${fmt(restore.ms)} ms, cp ${fmt(cpMs.at(-1)!)} ms, written/allocated ${fmt(writtenRatio.at(-1)!, 2)}`);
+      console.error(`  backup (ms): ${await activityTimes(w, workflowOf(backup.value.stdout, 'backup'))}`);
+      console.error(`  restore (ms): ${await activityTimes(w, workflowOf(restore.value.stdout, 'restore'))}`);
     }
     const cp = median(cpMs);
-    console.log(`Backup and restore through the CLI, VM with 512 MiB RAM and a 2 GiB qcow2 disk holding 1.25 GiB (${fmt(allocated / 2 ** 20)} MiB allocated), ${runs} runs (${machine()}):\n`);
+    console.log(`Backup and restore through the CLI, VM with 512 MiB RAM and a ${fmt((dataMiB + 768) / 1024, 2)} GiB qcow2 disk holding ${fmt(dataMiB / 1024, 2)} GiB (${fmt(allocated / 2 ** 20)} MiB allocated), ${runs} runs (${machine()}):\n`);
     console.log(
       table(
         ['measure', 'median', 'runs', 'ratio to cp'],
