@@ -18,8 +18,8 @@ AIOSMTPD_DEPENDENCIES=(atpublic==9.0.0 attrs==26.1.0)
 # ovmf, swtpm, swtpm-tools: the UEFI and TPM shapes of the tests (test/helpers/shapes.ts);
 # openssh-client: TRANSPORTAPI = CLISSH and SFTP repositories; openssh-server: the tests' own sshd
 # (stack/sshd.ts, test/helpers/sshd.ts; the system's service is never started); rsync: the tests'
-# non-default EXPORT_COMMAND
-PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools openssh-client openssh-server rsync)
+# non-default EXPORT_COMMAND; tini: the libvirtd the tests start reaps QEMU at once (stack/libvirt.ts)
+PACKAGES=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients slapd ldap-utils python3-venv ovmf swtpm swtpm-tools openssh-client openssh-server rsync tini)
 
 step() { printf '== %s\n' "$*"; }
 done_step() { ((QUIET)) || step "$@"; }
