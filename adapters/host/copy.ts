@@ -55,20 +55,26 @@ async function runJsonChild(args: string[], signal: AbortSignal | undefined, onL
 }
 
 export const copyFile: CopyFn = async (r) => {
+  // the copier and the hasher stop together: a copier that failed at 1% (a full disk) must not wait
+  // for the hasher to read the rest of a large image before the activity may fail and retry
+  const sibling = new AbortController();
+  const signal = r.signal ? AbortSignal.any([r.signal, sibling.signal]) : sibling.signal;
   const copy = runJsonChild(
     [COPIER, '--src', r.src, '--dst', r.dst, '--offset', String(r.resumeFrom ?? 0), '--rate', String(r.rateMiB ?? 0)],
-    r.signal,
+    signal,
     (msg) => {
       if (!msg['done']) r.onProgress?.(Number(msg['bytes']), Number(msg['total']));
     },
   );
-  const hash = r.sha256 ? runJsonChild([HASHER, r.src], r.signal) : Promise.resolve({ sha256: null });
+  const hash = r.sha256 ? runJsonChild([HASHER, r.src], signal) : Promise.resolve({ sha256: null });
   try {
     const [copied, hashed] = await Promise.all([copy, hash]);
     return { bytes: Number(copied['bytes']), written: Number(copied['written']), skipped: Number(copied['skipped']), sha256: (hashed['sha256'] as string | null) ?? null };
   } catch (e) {
-    // one failed: do not leave the other running
+    // the first failure is the one to report; the other child is killed, and awaited so none outlives the call
+    sibling.abort(new Error('the other half of the copy failed'));
     await Promise.allSettled([copy, hash]);
+    if (r.signal?.aborted) throw r.signal.reason;
     throw new Error(`copy ${r.src} → ${r.dst}: ${(e as Error).message}`);
   }
 };
