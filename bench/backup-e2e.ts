@@ -13,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { tsToMs } from '@temporalio/common/lib/time.js';
 import { parseValidLeafDn, workflowIdForLeaf } from '../core/naming.js';
 import { cli } from '../test/helpers/cli.js';
 import type { World } from '../test/helpers/world.js';
@@ -39,12 +40,11 @@ function deviceBytesWritten(path: string): number {
  */
 async function activityTimes(w: World, workflowId: string): Promise<string> {
   const events = (await w.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-  const ms = (t: unknown) => Number((t as { seconds?: { toNumber(): number } | number; nanos?: number })?.seconds?.toString() ?? 0) * 1000 + Math.round(((t as { nanos?: number })?.nanos ?? 0) / 1e6);
   const scheduled = new Map<string, { name: string; at: number }>();
   const parts: string[] = [];
   for (const e of events) {
     const id = e.eventId?.toString() ?? '';
-    const at = ms(e.eventTime);
+    const at = tsToMs(e.eventTime);
     const s = e.activityTaskScheduledEventAttributes;
     if (s) scheduled.set(id, { name: s.activityType?.name ?? '?', at });
     const c = e.activityTaskCompletedEventAttributes;
@@ -53,8 +53,8 @@ async function activityTimes(w: World, workflowId: string): Promise<string> {
       if (from) parts.push(`${from.name}=${at - from.at}`);
     }
   }
-  const first = ms(events[0]?.eventTime);
-  const last = ms(events.at(-1)?.eventTime);
+  const first = tsToMs(events[0]?.eventTime);
+  const last = tsToMs(events.at(-1)?.eventTime);
   return `${parts.join(' ')} | workflow=${last - first}`;
 }
 
