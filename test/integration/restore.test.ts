@@ -8,12 +8,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Code } from '../../core/exit-codes.js';
 import { codeOf } from '../../core/failures.js';
-import { NOT_RUNNING_STATE_MARKER } from '../../core/layout.js';
+import { fileNames, NOT_RUNNING_STATE_MARKER, replacedImagePath } from '../../core/layout.js';
 import { leafDn } from '../../core/naming.js';
 import { newLeafAttributes } from '../../core/provisioning.js';
 import type { RestoreStep } from '../../core/restore-plan.js';
@@ -90,6 +90,7 @@ test('restore without state: defined and started (booted), same disk content', a
   assert.equal(outcome.result?.how, 'started');
   assert.deepEqual(await w.virsh.state(w.vm), { state: 'running', reason: 'booted' });
   await data.assertImage(w.disks[0]!.path, 'vda', ['backed-up'], 'restored image');
+  assert.equal(existsSync(retainIterationDir(w, leaf.ou)), false, 'the retain directory, the replaced image with it, is gone');
 });
 
 test('the vm-manager protocol, step by step: each step answers …ing then …ed with its return value', async () => {
@@ -110,6 +111,7 @@ test('the vm-manager protocol, step by step: each step answers …ing then …ed
   assert.deepEqual(modes, ['unretainedSmallFiles', 'unretainedLargeFiles', 'restored']);
   assert.deepEqual(await w.virsh.state(w.vm), { state: 'running', reason: 'restored' });
   await data.assertImage(w.disks[0]!.path, 'vda', ['backed-up'], 'restored image');
+  assert.equal(existsSync(retainIterationDir(w, leaf.ou)), false, 'the retain directory, the replaced image with it, is gone');
 });
 
 test('a restore cancelled at the confirmation point removes what it copied to retain and touches nothing', async () => {
@@ -275,6 +277,9 @@ test('the state cannot be restored: started anyway when the effective configurat
   );
   assert.equal(codeOf(refused), Code.CANNOT_RESTORE_MACHINE);
   assert.deepEqual(await w.virsh.state(w.vm), { state: 'shut off', reason: 'unknown' }, 'left defined on the restored images');
+  // the image the restore replaced waits in the retain directory (freed with it once a VM runs)
+  const replaced = replacedImagePath(retainIterationDir(w, leaf.ou), fileNames.inBackup(basename(w.disks[0]!.path), leaf.ou));
+  await data.assertImage(replaced, 'vda', ['backed-up', 'later'], 'the image the failed restore replaced');
 
   await w.directory.modify(`ou=backup,sstVirtualMachinePool=${w.pool},ou=virtual machine pools,${DEMO_SERVICE_SUBTREE}`, {
     sstVirtualizationVirtualMachineForceStart: 'TRUE',
@@ -284,4 +289,5 @@ test('the state cannot be restored: started anyway when the effective configurat
   assert.ok(outcome.warnings.some((m) => /started without it \(sstVirtualizationVirtualMachineForceStart\)/.test(m)), outcome.warnings.join('; '));
   assert.deepEqual(await w.virsh.state(w.vm), { state: 'running', reason: 'booted' });
   await data.assertImage(w.disks[0]!.path, 'vda', ['backed-up'], 'restored image');
+  assert.equal(existsSync(retainIterationDir(w, leaf.ou)), false, 'the retain directory, the replaced image with it, is gone');
 });

@@ -4,6 +4,7 @@
  *   its UEFI variables and TPM state files for the next step to replace;
  * - put the backup's UEFI variables and TPM state back, then each image at the path the backup
  *   recorded, one atomic rename at a time (a failure leaves what was not yet replaced untouched; 40);
+ *   the image it replaces waits in the retain directory and is freed with it, after the VM runs;
  * - restore the VM from its state file, or start it without (restore without state, or when the
  *   restore fails and sstVirtualizationVirtualMachineForceStart says so; 41/42, 21 otherwise), in the
  *   state it had at the backup (running, paused, or, shut off, only defined) and as persistent or
@@ -15,7 +16,7 @@ import { Code } from '../../../core/exit-codes.js';
 import { failure } from '../../../core/failures.js';
 import type { RunState } from '../../../core/backup-plan.js';
 import { withoutBackingStores } from '../../../core/domain-xml.js';
-import { fileNames, ledgerPath, type BackupFacts } from '../../../core/layout.js';
+import { fileNames, ledgerPath, replacedImagePath, type BackupFacts } from '../../../core/layout.js';
 import { dirname } from '../../../core/naming.js';
 import type { RestoreImage, RestorePlan } from '../../../core/restore-plan.js';
 import type { NodeDeps } from '../deps.js';
@@ -78,7 +79,11 @@ export function createApply(deps: NodeDeps) {
     }
   }
 
-  /** One image back at its path: rename on one filesystem, else copy beside it and rename over it. */
+  /**
+   * One image back at its path: on one filesystem the image it replaces moves into the retain
+   * directory (freed with it, after the VM runs) and the backup's image is renamed into its place;
+   * else copied beside it and renamed over it.
+   */
   async function putBack(plan: RestorePlan, image: RestoreImage): Promise<void> {
     const src = `${plan.retainDir}/${image.file}`;
     if (!(await files.exists(src))) {
@@ -86,8 +91,10 @@ export function createApply(deps: NodeDeps) {
       throw failure(Code.CANNOT_MOVE_DISK_IMAGE_TO_ORIGINAL_LOCATION, `${src} is gone and ${image.destination} is missing`);
     }
     try {
-      if (await files.sameFilesystem(src, dirname(image.destination))) await files.rename(src, image.destination);
-      else {
+      if (await files.sameFilesystem(src, dirname(image.destination))) {
+        if (await files.exists(image.destination)) await files.rename(image.destination, replacedImagePath(plan.retainDir, image.file));
+        await files.rename(src, image.destination);
+      } else {
         const tmp = `${image.destination}.restore-${plan.ou}`;
         await deps.copy({ src, dst: tmp, rateMiB: deps.copyRateMiB });
         await files.rename(tmp, image.destination);
