@@ -35,37 +35,30 @@ function deviceBytesWritten(path: string): number {
   return stat[6]! * 512; // field 7: sectors written
 }
 
-/**
- * Where a workflow's time went, from its history: each activity (scheduled → completed, ms, local
- * activities as markers have no duration) and the whole run, as `name=ms` pairs in history order.
- */
-async function activityTimes(w: World, workflowId: string): Promise<string> {
-  const events = (await w.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-  const scheduled = new Map<string, { name: string; at: number }>();
-  const parts: string[] = [];
-  for (const e of events) {
-    const id = e.eventId?.toString() ?? '';
-    const at = tsToMs(e.eventTime);
-    const s = e.activityTaskScheduledEventAttributes;
-    if (s) scheduled.set(id, { name: s.activityType?.name ?? '?', at });
-    const c = e.activityTaskCompletedEventAttributes;
-    if (c) {
-      const from = scheduled.get(c.scheduledEventId?.toString() ?? '');
-      if (from) parts.push(`${from.name}=${at - from.at}`);
-    }
-  }
-  const first = tsToMs(events[0]?.eventTime);
-  const last = tsToMs(events.at(-1)?.eventTime);
-  return `${parts.join(' ')} | workflow=${last - first}`;
+interface WorkflowTimes {
+  /** Each completed activity in history order: its name, when it was scheduled and completed (ms since the epoch). */
+  activities: Array<{ name: string; scheduledAt: number; completedAt: number }>;
+  /** First to last event, ms. */
+  workflowMs: number;
 }
 
-/** When `activity` of the workflow completed (ms since the epoch, from its history). */
-async function activityCompletedAt(w: World, workflowId: string, activity: string): Promise<number> {
+/** Where a workflow's time went, from its history (one fetch); local activities as markers have no duration. */
+async function workflowTimes(w: World, workflowId: string): Promise<WorkflowTimes> {
   const events = (await w.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-  const scheduled = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity).map((e) => e.eventId?.toString()));
-  const done = events.find((e) => scheduled.has(e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString()));
-  if (!done) throw new Error(`${workflowId}: no completed ${activity}`);
-  return tsToMs(done.eventTime);
+  const scheduled = new Map<string, { name: string; at: number }>();
+  const activities: WorkflowTimes['activities'] = [];
+  for (const e of events) {
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s) scheduled.set(e.eventId?.toString() ?? '', { name: s.activityType?.name ?? '?', at: tsToMs(e.eventTime) });
+    const from = scheduled.get(e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() ?? '');
+    if (e.activityTaskCompletedEventAttributes && from) activities.push({ name: from.name, scheduledAt: from.at, completedAt: tsToMs(e.eventTime) });
+  }
+  return { activities, workflowMs: tsToMs(events.at(-1)?.eventTime) - tsToMs(events[0]?.eventTime) };
+}
+
+/** The times as `name=ms` pairs, then the whole run. */
+function describeTimes(t: WorkflowTimes): string {
+  return `${t.activities.map((a) => `${a.name}=${a.completedAt - a.scheduledAt}`).join(' ')} | workflow=${t.workflowMs}`;
 }
 
 /** The workflow ID of the CLI's JSON outcome (its leaf). */
@@ -112,10 +105,13 @@ async function main(): Promise<void> {
       if ((await w.virsh.state(w.vm)).state !== 'running') throw new Error('the VM is not running after the restore');
       restoreMs.push(restore.ms);
       // the VM runs (in its recorded state) when restoreVm completes; the retain directory goes after it
-      runningMs.push((await activityCompletedAt(w, workflowOf(restore.value.stdout, 'restore'), 'restoreVm')) - requested);
+      const restoreTimes = await workflowTimes(w, workflowOf(restore.value.stdout, 'restore'));
+      const restored = restoreTimes.activities.find((a) => a.name === 'restoreVm');
+      if (!restored) throw new Error('the restore has no completed restoreVm');
+      runningMs.push(restored.completedAt - requested);
       console.error(`run ${i + 1}: backup ${fmt(backup.ms)} ms, restore ${fmt(restore.ms)} ms, cp ${fmt(cpMs.at(-1)!)} ms, written/allocated ${fmt(writtenRatio.at(-1)!, 2)}`);
-      console.error(`  backup (ms): ${await activityTimes(w, workflowOf(backup.value.stdout, 'backup'))}`);
-      console.error(`  restore (ms): ${await activityTimes(w, workflowOf(restore.value.stdout, 'restore'))}`);
+      console.error(`  backup (ms): ${describeTimes(await workflowTimes(w, workflowOf(backup.value.stdout, 'backup')))}`);
+      console.error(`  restore (ms): ${describeTimes(restoreTimes)}`);
     }
     const cp = median(cpMs);
     console.log(`Backup and restore through the CLI, VM with 512 MiB RAM and a ${fmt((dataMiB + 768) / 1024, 2)} GiB qcow2 disk holding ${fmt(dataMiB / 1024, 2)} GiB (${fmt(allocated / 2 ** 20)} MiB allocated), ${runs} runs (${machine()}):\n`);

@@ -52,11 +52,12 @@ export async function ensureLibvirt(logDir: string): Promise<Libvirt> {
         ready: async () => existsSync('/run/libvirt/virtlogd-sock'),
       }),
     );
+    const [command, args] = libvirtdCommand();
     daemons.push(
       await startDaemon({
         name: 'libvirtd',
-        command: libvirtdCommand()[0],
-        args: libvirtdCommand()[1],
+        command,
+        args,
         logFile: join(logDir, 'libvirtd.log'),
         // the very first connection on a new machine probes QEMU's capabilities (~8 s)
         ready: () => answers(30_000),
