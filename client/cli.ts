@@ -1,29 +1,16 @@
 #!/usr/bin/env node
 /**
  * `kvm-backup`: the operator's command. Each command is a small function; `--help` on every one.
+ * Each command loads its own modules when it runs (dynamic import): the worker SDK, the watcher and
+ * the stack are not loaded to start a backup, which saves about a third of a second per call.
  */
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/global-config.js';
 import { configPath, loadGlobalConfig } from './config-file.js';
-import { runDev } from '../stack/dev.js';
-import { startWatcher } from './watcher/index.js';
-import { watcherOptionsFromIni } from './watcher/ini-options.js';
-import { consoleLog } from './watcher/log.js';
-import { startWorkers } from '../workers/run-workers.js';
-import { configureLogging } from '../workers/logging.js';
 import { WorkflowFailedError } from '@temporalio/client';
 import { codeOf, messageOf } from '../core/failures.js';
 import { CliContext, CliError } from './cli-context.js';
 import { TemporalConnectionError } from '../adapters/temporal/connection.js';
-import { backupCommand } from './commands/backup.js';
-import { configShowCommand } from './commands/config-show.js';
-import { doctorCommand } from './commands/doctor.js';
-import { listCommand } from './commands/list.js';
-import { repositoryCommand } from './commands/repository.js';
-import { restoreCommand } from './commands/restore.js';
-import { statusCommand } from './commands/status.js';
-import { verifyCommand } from './commands/verify.js';
 
 interface Command {
   summary: string;
@@ -42,6 +29,7 @@ const commands: Record<string, Command> = {
       'ldap-port': { type: 'string', default: '3899' },
     },
     async run(v) {
+      const { runDev } = await import('../stack/dev.js');
       await runDev({ temporalPort: Number(v['temporal-port']), uiPort: Number(v['ui-port']), ldapPort: Number(v['ldap-port']) });
       return 0;
     },
@@ -57,6 +45,7 @@ const commands: Record<string, Command> = {
     },
     async run(v) {
       const config = loadGlobalConfig(v['config'] as string | undefined);
+      const [{ configureLogging }, { startWorkers }] = await Promise.all([import('../workers/logging.js'), import('../workers/run-workers.js')]);
       configureLogging(config);
       const which = { node: !v['control-only'], control: !v['node-only'] };
       const metricsPort = v['metrics-port'] === undefined ? undefined : Number(v['metrics-port']);
@@ -83,6 +72,7 @@ const commands: Record<string, Command> = {
     },
     async run(v, args) {
       const vm = onePositional(args, '<vm>');
+      const { backupCommand } = await import('./commands/backup.js');
       return withContext(v, (ctx) => backupCommand(ctx, vm, { ...(v['method'] ? { method: v['method'] as string } : {}), follow: !v['no-follow'] }));
     },
   },
@@ -92,6 +82,7 @@ const commands: Record<string, Command> = {
     options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
     async run(v, args) {
       if (args.length > 1) throw new CliError(2, `expected at most one <vm> argument, got ${args.length}`);
+      const { listCommand } = await import('./commands/list.js');
       return withContext(v, (ctx) => listCommand(ctx, args[0]));
     },
   },
@@ -103,6 +94,7 @@ const commands: Record<string, Command> = {
       if (args.length) throw new CliError(2, 'status takes no arguments');
       const limit = Number(v['limit']);
       if (!Number.isInteger(limit) || limit < 1) throw new CliError(2, `--limit must be a positive integer, not "${String(v['limit'])}"`);
+      const { statusCommand } = await import('./commands/status.js');
       return withContext(v, (ctx) => statusCommand(ctx, { limit }));
     },
   },
@@ -112,6 +104,7 @@ const commands: Record<string, Command> = {
     options: { config: { type: 'string' }, backup: { type: 'string' }, json: { type: 'boolean', default: false } },
     async run(v, args) {
       const vm = onePositional(args, '<vm>');
+      const { verifyCommand } = await import('./commands/verify.js');
       return withContext(v, (ctx) => verifyCommand(ctx, vm, v['backup'] ? { backup: v['backup'] as string } : {}));
     },
   },
@@ -121,6 +114,7 @@ const commands: Record<string, Command> = {
     options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
     async run(v, args) {
       if (args[0] !== 'show' || args.length !== 2) throw new CliError(2, 'usage: kvm-backup config show <vm>');
+      const { configShowCommand } = await import('./commands/config-show.js');
       return withContext(v, (ctx) => configShowCommand(ctx, args[1]!));
     },
   },
@@ -130,6 +124,7 @@ const commands: Record<string, Command> = {
     options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
     async run(v, args) {
       if (args.length !== 2 || !['init', 'check'].includes(args[0]!)) throw new CliError(2, 'usage: kvm-backup repository init|check <uri>');
+      const { repositoryCommand } = await import('./commands/repository.js');
       return withContext(v, (ctx) => repositoryCommand(ctx, args[0]!, args[1]!));
     },
   },
@@ -138,6 +133,7 @@ const commands: Record<string, Command> = {
     usage: 'kvm-backup doctor [--config FILE] [--json]',
     options: { config: { type: 'string' }, json: { type: 'boolean', default: false } },
     async run(v) {
+      const { doctorCommand } = await import('./commands/doctor.js');
       return withContext(v, (ctx) => doctorCommand(ctx));
     },
   },
@@ -153,6 +149,7 @@ const commands: Record<string, Command> = {
     },
     async run(v, args) {
       const vm = onePositional(args, '<vm>');
+      const { restoreCommand } = await import('./commands/restore.js');
       return withContext(v, (ctx) =>
         restoreCommand(ctx, vm, { ...(v['backup'] ? { backup: v['backup'] as string } : {}), withoutState: !!v['without-state'], yes: !!v['yes'] }),
       );
@@ -169,6 +166,13 @@ const commands: Record<string, Command> = {
     async run(v) {
       const file = v['config'] as string | undefined;
       const config = loadGlobalConfig(file);
+      const [{ readFileSync }, { configureLogging }, { startWatcher }, { watcherOptionsFromIni }, { consoleLog }] = await Promise.all([
+        import('node:fs'),
+        import('../workers/logging.js'),
+        import('./watcher/index.js'),
+        import('./watcher/ini-options.js'),
+        import('./watcher/log.js'),
+      ]);
       configureLogging(config);
       const fromIni = watcherOptionsFromIni(readFileSync(configPath(file), 'utf8'));
       const watcher = await startWatcher(config, {

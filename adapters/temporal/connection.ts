@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import { ConfigError } from '../../core/config-error.js';
 import { Code } from '../../core/exit-codes.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../core/search-attributes.js';
@@ -111,10 +111,14 @@ export async function connectClient(target: TemporalTarget): Promise<Client> {
   }
 }
 
-/** The workers' native (Rust core) connection. */
+/**
+ * The workers' native (Rust core) connection. The worker SDK is loaded here, not at the module's
+ * top: the CLI and the watcher use this module too and start about 0.3 s sooner without it.
+ */
 export async function connectWorker(target: TemporalTarget): Promise<NativeConnection> {
   const o = options(target);
   try {
+    const { NativeConnection } = await import('@temporalio/worker');
     return await NativeConnection.connect(o);
   } catch (e) {
     throw new TemporalConnectionError(target, e, await tlsHandshakeProblem(target));
