@@ -39,3 +39,21 @@ export function failingFn<A extends unknown[], R>(fn: (...args: A) => Promise<R>
     return fn(...args);
   };
 }
+
+/** A proxy of `target` whose first call of `method` that matches `when` waits `ms` first (a short step made to last). */
+export function delaying<T extends object>(target: T, method: keyof T & string, ms: number, when: (...args: unknown[]) => boolean = () => true): T {
+  let delayed = false;
+  return new Proxy(target, {
+    get(t, prop, receiver) {
+      const value = Reflect.get(t, prop, receiver) as unknown;
+      if (prop !== method || typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        if (!delayed && when(...args)) {
+          delayed = true;
+          await new Promise((resolve) => setTimeout(resolve, ms));
+        }
+        return (value as (...a: unknown[]) => unknown).apply(receiver, args);
+      };
+    },
+  });
+}

@@ -14,6 +14,7 @@ import type { SnapshotMethod } from '../../core/global-config.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { addLeaf, readLeaf, startBackup, waitForPhase } from '../helpers/backup.js';
 import { GuestData } from '../helpers/guest-data.js';
+import { copyProgress } from '../../client/follow.js';
 import { alive, commandOf, startNodeWorkerProcess, type NodeProcess } from '../helpers/node-process.js';
 import { createWorld } from '../helpers/world.js';
 
@@ -22,22 +23,27 @@ after(async () => {
   for (const c of cleanups.reverse()) await c().catch((e) => console.error('cleanup:', e));
 });
 
-const cases: Array<{ phase: string; method: SnapshotMethod; delayMs: number; resumes: boolean }> = [
-  { phase: 'snapshot', method: 'classic', delayMs: 300, resumes: false },
-  // past the first progress heartbeat (the SDK sends them every 0.8 × the 3 s timeout)
-  { phase: 'copy to retain', method: 'live', delayMs: 3_000, resumes: true },
-  { phase: 'merge', method: 'live', delayMs: 1_000, resumes: false },
-  // the export moves the retained files by rename (each byte written once): nothing to resume, the
-  // worker dies between or before the renames and the retry finishes them
-  { phase: 'export', method: 'live', delayMs: 0, resumes: false },
+/**
+ * Where each case kills the worker. A phase must still be running when the test acts, so none is
+ * caught by timing alone: the copy is slowed until a heartbeat carrying its bytes reached the server
+ * (the SDK sends them every 0.8 × the 3 s timeout), the merge has 3 MiB written during the copy to
+ * commit at 1 MiB/s, and the export (renames of a tenth of a second) dies by itself between its
+ * first and second rename (test/helpers/crashing-node-worker.ts).
+ */
+const cases: Array<{ phase: string; method: SnapshotMethod; resumes: boolean; bandwidthMiB: string }> = [
+  { phase: 'snapshot', method: 'classic', resumes: false, bandwidthMiB: '12' },
+  { phase: 'copy to retain', method: 'live', resumes: true, bandwidthMiB: '3' },
+  { phase: 'merge', method: 'live', resumes: false, bandwidthMiB: '12' },
+  { phase: 'export', method: 'live', resumes: false, bandwidthMiB: '12' },
 ];
 
 for (const c of cases) {
   test(`kill -9 of the node worker during ${c.phase} (${c.method}): the backup completes`, async () => {
-    // 12 MiB/s copies of a 48 MiB image and a 1 MiB/s merge: each phase lasts a few seconds
-    const w = await createWorld({ label: `crash-${c.phase.split(' ')[0]}`, backupIni: { COPY_BANDWIDTH: '12' } });
+    // copies of a 48 MiB image at 12 MiB/s (3 MiB/s where the copy is killed) and a 1 MiB/s merge
+    const w = await createWorld({ label: `crash-${c.phase.split(' ')[0]}`, backupIni: { COPY_BANDWIDTH: c.bandwidthMiB } });
     const control = await w.startWorkers({ node: false });
-    let worker: NodeProcess = await startNodeWorkerProcess(w);
+    const dies = c.phase === 'export' ? { activity: 'exportBackup', call: 'files.rename', nth: 2, when: 'after' as const } : undefined;
+    let worker: NodeProcess = await startNodeWorkerProcess(w, dies);
     cleanups.push(async () => {
       await worker.stop();
       await control.shutdown();
@@ -53,12 +59,33 @@ for (const c of cases) {
     const leaf = await addLeaf(w);
     const handle = await startBackup(w, { leafDn: leaf.dn, snapshotMethod: c.method, heartbeatTimeout: '3 seconds' });
 
-    await waitForPhase(handle, c.phase);
-    const during = c.phase === 'copy to retain' || c.phase === 'merge';
-    if (during) await data.write('during', 0xb2, '1M', '2M');
-    await sleep(c.delayMs);
-    const copiers = worker.children();
-    await worker.kill9();
+    const written = ['bulk', 'bulk2', 'before'];
+    if (c.phase === 'merge') {
+      await waitForPhase(handle, 'copy to retain');
+      await data.write('overlay', 0xc3, '5M', '3M');
+      written.push('overlay');
+    }
+    const copiers: number[] = [];
+    if (dies) {
+      await Promise.race([worker.exited, sleep(120_000).then(() => assert.fail('the worker did not die in exportBackup'))]);
+    } else {
+      await waitForPhase(handle, c.phase);
+      if (c.phase === 'copy to retain' || c.phase === 'merge') {
+        await data.write('during', 0xb2, '1M', '2M');
+        written.push('during');
+      }
+      if (c.phase === 'copy to retain') {
+        const deadline = Date.now() + 30_000;
+        while (!((await copyProgress(handle))?.bytes ?? 0)) {
+          assert.ok(Date.now() < deadline, 'no copy progress reached the server within 30 s');
+          await sleep(100);
+        }
+      } else {
+        await sleep(c.phase === 'merge' ? 1_000 : 300);
+      }
+      copiers.push(...worker.children());
+      await worker.kill9();
+    }
     await sleep(1_500);
     for (const pid of copiers) assert.equal(alive(pid), false, `child ${pid} of the killed worker still runs: ${commandOf(pid)}`);
     worker = await startNodeWorkerProcess(w);
@@ -69,7 +96,7 @@ for (const c of cases) {
     const backupImage = join(w.paths.backupRoot, 'vm-persistent', w.pool, w.vm, leaf.ou, `${w.vm}-vda.disk.qcow2.${leaf.ou}`);
     await data.assertImage(backupImage, 'vda', ['bulk', 'bulk2', 'before'], 'backup image');
     await data.write('after', 0xd4, '4M', '1M');
-    await data.assertImage(image, 'vda', ['bulk', 'bulk2', 'before', ...(during ? ['during'] : []), 'after'], 'live image');
+    await data.assertImage(image, 'vda', [...written, 'after'], 'live image');
     assert.deepEqual((await w.virsh.blockDevices(w.vm)).map((d) => d.source), [image]);
     assert.equal((await w.virsh.state(w.vm)).state, 'running');
     assert.equal(existsSync(overlayPath(image, leaf.ou)), false, 'overlay removed');

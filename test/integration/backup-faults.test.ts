@@ -17,6 +17,7 @@ import { libvirtDefinitionPath, overlayPath } from '../../core/layout.js';
 import { restartLibvirtd } from '../../stack/libvirt.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { addLeaf, backupDirOf, readLeaf, startBackup, startRestore, waitForPhase } from '../helpers/backup.js';
+import { delaying } from '../helpers/faults.js';
 import { GuestData } from '../helpers/guest-data.js';
 import { createWorld, type World } from '../helpers/world.js';
 import { restoreProgressQuery } from '../../workflows/definitions.js';
@@ -35,10 +36,15 @@ async function restart(w: World): Promise<void> {
   console.log(`libvirtd restarted (${downMs} ms without libvirt)`);
 }
 
-/** A running VM with 24 MiB of data, slow copies (16 MiB/s) and a slow merge (1 MiB/s) so each phase lasts. */
-async function world(label: string): Promise<{ w: World; data: GuestData }> {
+/**
+ * A running VM with 24 MiB of data, slow copies (16 MiB/s) and a slow merge (1 MiB/s) so each phase
+ * lasts. With `slowExport` the export (renames: a tenth of a second) waits 3 s before its first rename
+ * into the backup root, so a test can act while it runs.
+ */
+async function world(label: string, o: { slowExport?: boolean } = {}): Promise<{ w: World; data: GuestData }> {
   const w = await createWorld({ label, backupIni: { COPY_BANDWIDTH: '16' } });
-  const workers = await w.startWorkers();
+  const intoBackupRoot = (...args: unknown[]) => String(args[1]).startsWith(`${w.paths.backupRoot}/`);
+  const workers = await w.startWorkers(o.slowExport ? { wrapNodeDeps: (d) => ({ ...d, files: delaying(d.files, 'rename', 3_000, intoBackupRoot) }) } : {});
   cleanups.push(async () => {
     await workers.shutdown();
     await w.close();
@@ -60,6 +66,15 @@ async function assertOnOwnImage(w: World, data: GuestData, ou: string, present: 
   await data.assertImage(image, 'vda', present, 'live image');
 }
 
+/**
+ * 3 MiB written while the copy runs, onto the overlay: the merge then commits for at least 3 s at
+ * 1 MiB/s (an empty overlay commits in a quarter of a second, too short to be caught reliably).
+ */
+async function onOverlayBeforeMerge(handle: Awaited<ReturnType<typeof startBackup>>, data: GuestData): Promise<void> {
+  await waitForPhase(handle, 'copy to retain');
+  await data.write('pre-merge', 0xc3, '5M', '3M');
+}
+
 async function assertBackupHolds(w: World, data: GuestData, ou: string, present: string[]): Promise<void> {
   const backupImage = join(backupDirOf(w, ou), `${w.vm}-vda.disk.qcow2.${ou}`);
   await data.assertImage(backupImage, 'vda', present, 'backup image');
@@ -70,6 +85,7 @@ for (const phase of ['snapshot', 'copy to retain', 'merge'] as const) {
     const { w, data } = await world(`lv-${phase.split(' ')[0]}`);
     const leaf = await addLeaf(w);
     const handle = await startBackup(w, { leafDn: leaf.dn });
+    if (phase === 'merge') await onOverlayBeforeMerge(handle, data);
     await waitForPhase(handle, phase);
     if (phase === 'merge') {
       await data.write('on-overlay', 0xb2, '1M', '1M');
@@ -81,7 +97,7 @@ for (const phase of ['snapshot', 'copy to retain', 'merge'] as const) {
     assert.ok(outcome.pauseMs !== undefined);
     await data.write('after', 0xd4, '4M', '1M');
     await assertBackupHolds(w, data, leaf.ou, ['bulk', 'before']);
-    await assertOnOwnImage(w, data, leaf.ou, ['bulk', 'before', 'after', ...(phase === 'merge' ? ['on-overlay'] : [])]);
+    await assertOnOwnImage(w, data, leaf.ou, ['bulk', 'before', 'after', ...(phase === 'merge' ? ['pre-merge', 'on-overlay'] : [])]);
     assert.equal((await w.virsh.state(w.vm)).state, 'running');
   });
 }
@@ -92,10 +108,10 @@ test('libvirtd restarted during a restore: the restore completes with the backup
   await (await startBackup(w, { leafDn: leaf.dn })).result();
   await data.write('after-backup', 0xe5, '2M', '1M');
   const handle = await startRestore(w, { leafDn: leaf.dn, confirmed: true });
-  for (let i = 0; i < 400; i++) {
+  for (const deadline = Date.now() + 60_000; ; await sleep(50)) {
     const phase = (await handle.query(restoreProgressQuery).catch(() => undefined))?.phase;
     if (phase === 'unretain large files' || phase === 'restore') break;
-    await sleep(50);
+    assert.ok(Date.now() < deadline, `the restore never reached its large files (phase ${phase})`);
   }
   await restart(w);
   const outcome = await handle.result();
@@ -106,15 +122,16 @@ test('libvirtd restarted during a restore: the restore completes with the backup
 for (const transient of [false, true]) {
   for (const phase of ['snapshot', 'merge', 'export'] as const) {
     test(`${transient ? 'transient' : 'persistent'} VM destroyed during ${phase}: no guest write lost, never left on an overlay`, async () => {
-      const { w, data } = await world(`dead-${transient ? 't' : 'p'}-${phase.slice(0, 5)}`);
+      const { w, data } = await world(`dead-${transient ? 't' : 'p'}-${phase.slice(0, 5)}`, { slowExport: phase === 'export' });
       if (transient) await w.virsh.exec(['undefine', w.vm]); // still running, no definition left
       const leaf = await addLeaf(w);
       const handle = await startBackup(w, { leafDn: leaf.dn });
+      if (phase === 'merge') await onOverlayBeforeMerge(handle, data);
       await waitForPhase(handle, phase);
       let written: string[] = [];
       if (phase === 'merge') {
         await data.write('on-overlay', 0xb2, '1M', '1M');
-        written = ['on-overlay'];
+        written = ['pre-merge', 'on-overlay'];
       }
       await w.virsh.destroy(w.vm);
       const code = await handle.result().then(

@@ -31,7 +31,8 @@ async function backupOf(label: string, bandwidth: string) {
   const data = new GuestData(w);
   await data.write('bulk', 0x42, '0', '90M');
   const leaf = await addLeaf(w);
-  const handle = await startBackup(w, { leafDn: leaf.dn });
+  // the product's heartbeat timeout (the tests' 5 s leaves 1 s of slack per heartbeat over 90 s)
+  const handle = await startBackup(w, { leafDn: leaf.dn, heartbeatTimeout: '30 seconds' });
   // sample the progress while it runs, as `status` and the CLI would
   const seen: Array<{ activity?: string; bytes: number; total: number; rateMiB?: number }> = [];
   let done = false;

@@ -156,18 +156,19 @@ test('node probe: kill -9 of the node worker in probeNode', { timeout: 180_000 }
 });
 
 test('a short step that runs longer than the heartbeat timeout is not taken for a dead one', { timeout: 120_000 }, async () => {
-  // preflight's first adapter call waits 8 s; the heartbeat timeout is 3 s: only heartbeats keep it alive
-  worker = await startNodeWorkerProcess(w, { delayIn: { activity: 'preflight', ms: 8_000 } });
+  // preflight's first adapter call waits 20 s; the heartbeat timeout is 10 s: only heartbeats keep it
+  // alive. (With 3 s the SDK sends them every 2.4 s: 0.6 s of slack, too little on a loaded machine.)
+  worker = await startNodeWorkerProcess(w, { delayIn: { activity: 'preflight', ms: 20_000 } });
   try {
     const leaf = await addLeaf(w);
-    const handle = await startBackup(w, { leafDn: leaf.dn, heartbeatTimeout: '3 seconds' });
+    const handle = await startBackup(w, { leafDn: leaf.dn, heartbeatTimeout: '10 seconds' });
     await handle.result();
     const events = (await handle.fetchHistory()).events ?? [];
     const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'preflight');
     const started = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(scheduled?.eventId));
     const completed = events.find((e) => String(e.activityTaskCompletedEventAttributes?.scheduledEventId) === String(scheduled?.eventId));
     assert.equal(started?.activityTaskStartedEventAttributes?.attempt, 1, 'the first attempt of preflight did it');
-    assert.ok(ms(completed?.eventTime) - ms(started?.eventTime) >= 8_000, 'and it ran 8 s');
+    assert.ok(ms(completed?.eventTime) - ms(started?.eventTime) >= 20_000, 'and it ran 20 s');
   } finally {
     await worker.stop();
     worker = undefined;

@@ -19,6 +19,7 @@ import { newLeafAttributes } from '../../core/provisioning.js';
 import type { RestoreStep } from '../../core/restore-plan.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { confirmRestoreSignal, restoreProgressQuery } from '../../workflows/index.js';
+import { copyProgress } from '../../client/follow.js';
 import { backupDirOf, backupNow, readLeaf, startRestore } from '../helpers/backup.js';
 import { failing } from '../helpers/faults.js';
 import { GuestData } from '../helpers/guest-data.js';
@@ -226,13 +227,20 @@ test('kill -9 of the node worker during the large-file copy: the restore complet
   await data.write('backed-up', 0xa1, '0', '1M');
   const leaf = await backupNow(w);
   await data.write('later', 0xb2, '4M', '1M');
+  // the restore's copy at 3 MiB/s (about 16 s), so the kill lands while it runs and after a heartbeat
+  // with its bytes reached the server (sent every 0.8 × the 3 s timeout); the backup ran at 12
+  await worker.stop();
+  const ini = readFileSync(w.configFile, 'utf8');
+  assert.ok(ini.includes('COPY_BANDWIDTH = 12'), ini);
+  writeFileSync(w.configFile, ini.replace('COPY_BANDWIDTH = 12', 'COPY_BANDWIDTH = 3'));
+  worker = await startNodeWorkerProcess(w);
 
   const handle = await startRestore(w, { leafDn: leaf.dn, confirmed: true, heartbeatTimeout: '3 seconds' });
-  for (let i = 0; (await handle.query(restoreProgressQuery)).phase !== 'unretain large files'; i++) {
-    assert.ok(i < 1200, 'never reached the large files');
-    await new Promise((r) => setTimeout(r, 50));
+  const deadline = Date.now() + 60_000;
+  for (let p = await copyProgress(handle); p?.activity !== 'unretainLargeFiles' || !p.bytes; p = await copyProgress(handle)) {
+    assert.ok(Date.now() < deadline, `no progress of the large-file copy within 60 s (phase ${(await handle.query(restoreProgressQuery)).phase})`);
+    await new Promise((r) => setTimeout(r, 100));
   }
-  await new Promise((r) => setTimeout(r, 3_000)); // past the first progress heartbeat
   await worker.kill9();
   assert.equal((await w.virsh.state(w.vm)).state, 'running', 'the VM is untouched while files are unretained');
   worker = await startNodeWorkerProcess(w);

@@ -21,13 +21,15 @@ import { createLeaf, leafState, processed, startTestWatcher } from '../helpers/w
 import { createWorld, type World } from '../helpers/world.js';
 
 let w: World;
+// an hour half a day away: a test run that crosses the schedule's real time gets no real run mixed in
+const cronHour = String((new Date().getUTCHours() + 12) % 24);
 let watcher: Awaited<ReturnType<typeof startTestWatcher>>;
 const vms: TinyVm[] = [];
 before(async () => {
   w = await createWorld({ label: 'sr' });
   await w.startWorkers();
   watcher = await startTestWatcher(w, { scheduler: { debounceMs: 200 } });
-  await w.directory.modify(poolBackupConfigDn(DEMO_SERVICE_SUBTREE, w.pool), { sstCronActive: 'TRUE', sstCronMinute: '0', sstCronHour: '3' });
+  await w.directory.modify(poolBackupConfigDn(DEMO_SERVICE_SUBTREE, w.pool), { sstCronActive: 'TRUE', sstCronMinute: '0', sstCronHour: cronHour });
 });
 after(async () => {
   await watcher?.stop();
@@ -38,7 +40,7 @@ after(async () => {
   await w?.close();
 });
 
-const scheduleId = () => `kvm-backup-schedule/pool/${w.pool}/0_3_*_*_*`;
+const scheduleId = () => `kvm-backup-schedule/pool/${w.pool}/0_${cronHour}_*_*_*`;
 const iterationDir = (vm: string, ou: string) => join(w.paths.backupRoot, 'vm-persistent', w.pool, vm, ou);
 
 async function scheduleWith(members: string[]): Promise<void> {

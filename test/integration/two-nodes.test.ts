@@ -122,8 +122,12 @@ test('two nodes: each VM on the worker of its sstNode, a moved VM follows, a sto
     if (waitingFor === undefined) await sleep(500);
   }
   assert.equal(waitingFor, nodeB, 'KvmWaitingFor names node B');
-  const listed = [];
-  for await (const info of w.client.workflow.list({ query: `KvmWaitingFor = '${nodeB}'` })) listed.push(info.workflowId);
+  // the list reads visibility, which follows the workflow's own state a moment later
+  let listed: string[] = [];
+  for (const deadline = Date.now() + 15_000; !listed.includes(stuckB.workflowId) && Date.now() < deadline; await sleep(250)) {
+    listed = [];
+    for await (const info of w.client.workflow.list({ query: `KvmWaitingFor = '${nodeB}'` })) listed.push(info.workflowId);
+  }
   assert.ok(listed.includes(stuckB.workflowId), 'found by the search attribute');
   const status = await cli(w, ['status']);
   assert.equal(status.exitCode, 0, status.stderr);

@@ -100,9 +100,14 @@ test('bad requests get a clear code, odd ones a log line, and the watcher goes o
   assert.ok(said('a day that has passed'));
   assert.ok(said('outside any VM backup subtree'));
   // nothing but the good request started a workflow
-  const ids: string[] = [];
-  for await (const x of w.client.workflow.list({ query: `TaskQueue = '${w.controlQueue}'` })) ids.push(x.workflowId);
-  assert.deepEqual(ids, [`backup/${w.vm}/${goodOu}`]);
+  // (the list reads visibility, a moment behind the workflows: read until the good one shows)
+  const good = `backup/${w.vm}/${goodOu}`;
+  let ids: string[] = [];
+  for (const deadline = Date.now() + 15_000; !ids.includes(good) && Date.now() < deadline; await sleep(250)) {
+    ids = [];
+    for await (const x of w.client.workflow.list({ query: `TaskQueue = '${w.controlQueue}'` })) ids.push(x.workflowId);
+  }
+  assert.deepEqual(ids, [good]);
 });
 
 test('restore requests are routed by name to the restore workflow, one ID per step', { timeout: 30_000 }, async () => {
