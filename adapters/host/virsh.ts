@@ -74,7 +74,19 @@ export class Virsh {
 
   /** True when libvirt keeps a definition of the domain (`dominfo` Persistent: yes); a transient domain has none. */
   async isPersistent(domain: string): Promise<boolean> {
-    return /^Persistent:\s+yes/m.test(await this.exec(['dominfo', domain], {}, domain));
+    return (await this.domInfo(domain)).persistent;
+  }
+
+  /**
+   * What `virsh dominfo` says of a domain that the preflight needs, in one call: persistent or
+   * transient, and its maximum memory in KiB (the size a saved RAM state can reach). Throws
+   * DomainNotFoundError for an unknown domain.
+   */
+  async domInfo(domain: string): Promise<{ persistent: boolean; maxMemoryKiB: number }> {
+    const out = await this.exec(['dominfo', domain], {}, domain);
+    const m = /^Max memory:\s+(\d+) KiB/m.exec(out);
+    if (!m) throw new Error(`cannot read the memory of ${domain} from dominfo`);
+    return { persistent: /^Persistent:\s+yes/m.test(out), maxMemoryKiB: Number(m[1]) };
   }
 
   async isActive(domain: string): Promise<boolean> {
@@ -99,13 +111,6 @@ export class Virsh {
   }
 
   /** Guest memory in KiB (`dominfo` Max memory). */
-  async maxMemoryKiB(domain: string): Promise<number> {
-    const out = await this.exec(['dominfo', domain], {}, domain);
-    const m = /^Max memory:\s+(\d+) KiB/m.exec(out);
-    if (!m) throw new Error(`cannot read the memory of ${domain} from dominfo`);
-    return Number(m[1]);
-  }
-
   async define(xmlFile: string): Promise<void> {
     await this.exec(['define', xmlFile]);
   }

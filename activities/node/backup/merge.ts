@@ -44,6 +44,8 @@ export function createMerge(deps: NodeDeps) {
   /** Commit one disk of a running VM; returns true if it did anything. */
   async function commitLive(plan: BackupPlan, disk: BackupPlan['disks'][number], beat: Beat<MergeProgress>): Promise<boolean> {
     let startedJob = false;
+    // a commit of a small overlay is ready within milliseconds: look again soon, then every pollMs
+    let waitMs = Math.min(25, pollMs);
     for (;;) {
       if (beat.signal.aborted) throw beat.signal.reason;
       const source = await sourceOf(plan.vm, disk.target);
@@ -81,7 +83,8 @@ export function createMerge(deps: NodeDeps) {
         }
         continue;
       }
-      await sleep(pollMs);
+      await sleep(waitMs);
+      waitMs = Math.min(waitMs * 2, pollMs);
     }
   }
 

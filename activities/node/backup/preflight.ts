@@ -213,9 +213,11 @@ export function createPreflight(deps: NodeDeps) {
       await placeRetain(p);
       // a later step of a backup done step by step reads what its snapshot step found
       const facts = purpose === 'snapshot' ? undefined : await files.readJson<BackupFacts | undefined>(joinPath(p.retainDir, p.files.facts), undefined);
-      let domain: { xml: string; state: string; persistent: boolean } | undefined;
+      let domain: { xml: string; state: string; persistent: boolean; maxMemoryKiB: number } | undefined;
       try {
-        domain = { xml: await virsh.dumpXml(p.vm), state: (await virsh.state(p.vm)).state, persistent: await virsh.isPersistent(p.vm) };
+        // three reads at once (each a virsh process and a libvirt connection)
+        const [xml, state, info] = await Promise.all([virsh.dumpXml(p.vm), virsh.state(p.vm), virsh.domInfo(p.vm)]);
+        domain = { xml, state: state.state, ...info };
       } catch (e) {
         if (!(e instanceof DomainNotFoundError)) throw e;
         // a transient VM stopped after its snapshot step has no domain left: its overlays still go into its images
@@ -240,9 +242,8 @@ export function createPreflight(deps: NodeDeps) {
         }
         if (facts.method === 'live' || facts.method === 'classic') p.method = facts.method;
       } else {
-        // only a running or paused VM can have block jobs
-        if (runState !== 'shut off') await refuseForeignJobs(p, xmlDisks);
-        await readChains(p, xmlDisks);
+        // only a running or paused VM can have block jobs; both only read, so side by side
+        await Promise.all([runState !== 'shut off' ? refuseForeignJobs(p, xmlDisks) : undefined, readChains(p, xmlDisks)]);
       }
       const active = runState !== 'shut off';
       if (runState === 'paused' && p.method === 'live') {
@@ -256,7 +257,7 @@ export function createPreflight(deps: NodeDeps) {
         active,
         runState,
         persistent,
-        memoryKiB: active && domain ? await virsh.maxMemoryKiB(p.vm) : 0,
+        memoryKiB: active && domain ? domain.maxMemoryKiB : 0,
         untouched: all.filter((d) => d.device !== 'disk').map((d) => d.target),
         firmware: domain ? firmwareOf(domain.xml) : { ...(facts?.firmware.nvram ? { nvram: facts.firmware.nvram.path } : {}), ...(facts?.firmware.tpm ? { tpmStateDir: facts.firmware.tpm.dir } : {}) },
         warnings,

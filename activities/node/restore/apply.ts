@@ -45,13 +45,16 @@ export function createApply(deps: NodeDeps) {
     const note = ledgerPath(plan.retainDir, 'restoreStopped');
     let stopped = await files.readJson<Stopped | undefined>(note, undefined);
     try {
+      // as it is now (read once, both at once; a retry reads again: the VM may be half stopped)
+      const now = async () => ((await virsh.exists(plan.vm)) ? Promise.all([virsh.isActive(plan.vm), virsh.isPersistent(plan.vm)]) : [false, false]);
+      const [active, persistent] = await now();
       if (!stopped) {
-        const exists = await virsh.exists(plan.vm);
-        stopped = { wasRunning: exists && (await virsh.isActive(plan.vm)), wasPersistent: exists && (await virsh.isPersistent(plan.vm)) };
+        stopped = { wasRunning: active, wasPersistent: persistent };
         await files.writeJson(note, stopped);
       }
-      if (await virsh.isActive(plan.vm)) await virsh.destroy(plan.vm);
-      if (await virsh.isPersistent(plan.vm)) await virsh.undefine(plan.vm);
+      if (active) await virsh.destroy(plan.vm);
+      // a transient VM is gone once destroyed; a persistent one keeps its definition until undefined
+      if (persistent) await virsh.undefine(plan.vm);
     } catch (e) {
       if (!(e instanceof DomainNotFoundError)) throw failure(Code.CANNOT_WORK_ON_UNDEFINED_OBJECT, `cannot stop ${plan.vm} for the restore: ${(e as Error).message}`, {}, { cause: e });
     }
