@@ -25,21 +25,21 @@ after(async () => {
 
 /**
  * Where each case kills the worker. A phase must still be running when the test acts, so none is
- * caught by timing alone: the copy is slowed until a heartbeat carrying its bytes reached the server
- * (the SDK sends them every 0.8 × the 3 s timeout), the merge has 3 MiB written during the copy to
- * commit at 1 MiB/s, and the export (renames of a tenth of a second) dies by itself between its
- * first and second rename (test/helpers/crashing-node-worker.ts).
+ * caught by timing alone: the copy runs for 8 s and the kill waits until a heartbeat carrying its
+ * bytes reached the server (the SDK sends them every 0.8 × the 3 s timeout); the merge has 3 MiB,
+ * written during the copy, to commit at 1 MiB/s; the export (renames of a tenth of a second) dies
+ * by itself between its first and second rename (test/helpers/crashing-node-worker.ts).
  */
 const cases: Array<{ phase: string; method: SnapshotMethod; resumes: boolean; bandwidthMiB: string }> = [
   { phase: 'snapshot', method: 'classic', resumes: false, bandwidthMiB: '12' },
-  { phase: 'copy to retain', method: 'live', resumes: true, bandwidthMiB: '3' },
+  { phase: 'copy to retain', method: 'live', resumes: true, bandwidthMiB: '6' },
   { phase: 'merge', method: 'live', resumes: false, bandwidthMiB: '12' },
   { phase: 'export', method: 'live', resumes: false, bandwidthMiB: '12' },
 ];
 
 for (const c of cases) {
   test(`kill -9 of the node worker during ${c.phase} (${c.method}): the backup completes`, async () => {
-    // copies of a 48 MiB image at 12 MiB/s (3 MiB/s where the copy is killed) and a 1 MiB/s merge
+    // copies of a 48 MiB image at 12 MiB/s (6 MiB/s, 8 s, where the copy is killed) and a 1 MiB/s merge
     const w = await createWorld({ label: `crash-${c.phase.split(' ')[0]}`, backupIni: { COPY_BANDWIDTH: c.bandwidthMiB } });
     const control = await w.startWorkers({ node: false });
     const dies = c.phase === 'export' ? { activity: 'exportBackup', call: 'files.rename', nth: 2, when: 'after' as const } : undefined;

@@ -227,12 +227,12 @@ test('kill -9 of the node worker during the large-file copy: the restore complet
   await data.write('backed-up', 0xa1, '0', '1M');
   const leaf = await backupNow(w);
   await data.write('later', 0xb2, '4M', '1M');
-  // the restore's copy at 3 MiB/s (about 16 s), so the kill lands while it runs and after a heartbeat
+  // the restore's copy at 6 MiB/s (about 8 s), so the kill lands while it runs and after a heartbeat
   // with its bytes reached the server (sent every 0.8 × the 3 s timeout); the backup ran at 12
   await worker.stop();
   const ini = readFileSync(w.configFile, 'utf8');
   assert.ok(ini.includes('COPY_BANDWIDTH = 12'), ini);
-  writeFileSync(w.configFile, ini.replace('COPY_BANDWIDTH = 12', 'COPY_BANDWIDTH = 3'));
+  writeFileSync(w.configFile, ini.replace('COPY_BANDWIDTH = 12', 'COPY_BANDWIDTH = 6'));
   worker = await startNodeWorkerProcess(w);
 
   const handle = await startRestore(w, { leafDn: leaf.dn, confirmed: true, heartbeatTimeout: '3 seconds' });
