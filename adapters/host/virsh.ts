@@ -110,7 +110,6 @@ export class Virsh {
       .map(([type, device, target, ...source]) => ({ type: type!, device: device!, target: target!, source: source.join(' ') }));
   }
 
-  /** Guest memory in KiB (`dominfo` Max memory). */
   async define(xmlFile: string): Promise<void> {
     await this.exec(['define', xmlFile]);
   }

@@ -117,8 +117,8 @@ export async function connectClient(target: TemporalTarget): Promise<Client> {
  */
 export async function connectWorker(target: TemporalTarget): Promise<NativeConnection> {
   const o = options(target);
+  const { NativeConnection } = await import('@temporalio/worker');
   try {
-    const { NativeConnection } = await import('@temporalio/worker');
     return await NativeConnection.connect(o);
   } catch (e) {
     throw new TemporalConnectionError(target, e, await tlsHandshakeProblem(target));

@@ -45,9 +45,8 @@ export function createApply(deps: NodeDeps) {
     const note = ledgerPath(plan.retainDir, 'restoreStopped');
     let stopped = await files.readJson<Stopped | undefined>(note, undefined);
     try {
-      // as it is now (read once, both at once; a retry reads again: the VM may be half stopped)
-      const now = async () => ((await virsh.exists(plan.vm)) ? Promise.all([virsh.isActive(plan.vm), virsh.isPersistent(plan.vm)]) : [false, false]);
-      const [active, persistent] = await now();
+      // the VM as it is now, read once (a retry reads again: an earlier attempt may have half stopped it)
+      const [active, persistent] = (await virsh.exists(plan.vm)) ? await Promise.all([virsh.isActive(plan.vm), virsh.isPersistent(plan.vm)]) : [false, false];
       if (!stopped) {
         stopped = { wasRunning: active, wasPersistent: persistent };
         await files.writeJson(note, stopped);
