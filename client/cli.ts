@@ -174,15 +174,20 @@ const commands: Record<string, Command> = {
         import('./watcher/log.js'),
       ]);
       configureLogging(config);
+      // SIGINT/SIGTERM handled from here on: one that arrives while the watcher starts (after it
+      // logged "watcher started", before it returned) stops it once started, not the process mid-way
+      let stopRequested = false;
+      let stop = () => void (stopRequested = true);
+      process.once('SIGINT', () => stop());
+      process.once('SIGTERM', () => stop());
       const fromIni = watcherOptionsFromIni(readFileSync(configPath(file), 'utf8'));
       const watcher = await startWatcher(config, {
         ...fromIni,
         ...(v['no-scheduler'] ? { scheduler: false as const } : {}),
         log: consoleLog('watcher', v['verbose'] ? 'debug' : 'info'),
       });
-      const stop = () => void watcher.stop();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      stop = () => void watcher.stop();
+      if (stopRequested) stop();
       await watcher.done;
       return 0;
     },
