@@ -5,6 +5,7 @@
  * the stack are not loaded to start a backup, which saves about a third of a second per call.
  */
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/global-config.js';
 import { configPath, loadGlobalConfig } from './config-file.js';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -166,8 +167,7 @@ const commands: Record<string, Command> = {
     async run(v) {
       const file = v['config'] as string | undefined;
       const config = loadGlobalConfig(file);
-      const [{ readFileSync }, { configureLogging }, { startWatcher }, { watcherOptionsFromIni }, { consoleLog }] = await Promise.all([
-        import('node:fs'),
+      const [{ configureLogging }, { startWatcher }, { watcherOptionsFromIni }, { consoleLog }] = await Promise.all([
         import('../workers/logging.js'),
         import('./watcher/index.js'),
         import('./watcher/ini-options.js'),

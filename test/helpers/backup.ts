@@ -1,6 +1,7 @@
 /** Driving backups in tests: leaves as fc-brokerd writes them, workflows started and watched. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
+import { copyProgress, type RunningCopy } from '../../client/follow.js';
 import { value, values } from '../../core/ldap-entry.js';
 import { leafDn, leafTimestamp } from '../../core/naming.js';
 import { newLeafAttributes, parseExecutionTimes } from '../../core/provisioning.js';
@@ -41,6 +42,20 @@ export async function waitForPhase(handle: WorkflowHandle<typeof backupWorkflow>
     if (Date.now() > deadline) throw new Error(`phase ${phase} not reached within ${timeoutMs} ms (now ${p?.phase})`);
     await sleep(50);
   }
+}
+
+/**
+ * Polls the running copy's progress (its heartbeat details on the server, as `status` reads them)
+ * every 100 ms until `accept` takes one; after `timeoutMs` fails, listing the distinct reports seen.
+ */
+export async function waitForCopyProgress(handle: WorkflowHandle, accept: (p: RunningCopy) => boolean, timeoutMs: number): Promise<RunningCopy> {
+  const seen: RunningCopy[] = [];
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(100)) {
+    const p = await copyProgress(handle);
+    if (p && JSON.stringify(p) !== JSON.stringify(seen.at(-1))) seen.push(p);
+    if (p && accept(p)) return p;
+  }
+  throw new Error(`no copy progress as wanted within ${timeoutMs} ms; seen: ${JSON.stringify(seen)}`);
 }
 
 export async function readLeaf(world: World, dn: string) {

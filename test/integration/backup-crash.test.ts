@@ -12,9 +12,8 @@ import { after, test } from 'node:test';
 import { overlayPath } from '../../core/layout.js';
 import type { SnapshotMethod } from '../../core/global-config.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
-import { addLeaf, readLeaf, startBackup, waitForPhase } from '../helpers/backup.js';
+import { addLeaf, readLeaf, startBackup, waitForCopyProgress, waitForPhase } from '../helpers/backup.js';
 import { GuestData } from '../helpers/guest-data.js';
-import { copyProgress } from '../../client/follow.js';
 import { alive, commandOf, startNodeWorkerProcess, type NodeProcess } from '../helpers/node-process.js';
 import { createWorld } from '../helpers/world.js';
 
@@ -75,11 +74,7 @@ for (const c of cases) {
         written.push('during');
       }
       if (c.phase === 'copy to retain') {
-        const deadline = Date.now() + 30_000;
-        while (!((await copyProgress(handle))?.bytes ?? 0)) {
-          assert.ok(Date.now() < deadline, 'no copy progress reached the server within 30 s');
-          await sleep(100);
-        }
+        await waitForCopyProgress(handle, (p) => p.bytes > 0, 30_000);
       } else {
         await sleep(c.phase === 'merge' ? 1_000 : 300);
       }

@@ -19,8 +19,7 @@ import { newLeafAttributes } from '../../core/provisioning.js';
 import type { RestoreStep } from '../../core/restore-plan.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { confirmRestoreSignal, restoreProgressQuery } from '../../workflows/index.js';
-import { copyProgress } from '../../client/follow.js';
-import { backupDirOf, backupNow, readLeaf, startRestore } from '../helpers/backup.js';
+import { backupDirOf, backupNow, readLeaf, startRestore, waitForCopyProgress } from '../helpers/backup.js';
 import { failing } from '../helpers/faults.js';
 import { GuestData } from '../helpers/guest-data.js';
 import { startNodeWorkerProcess } from '../helpers/node-process.js';
@@ -236,11 +235,7 @@ test('kill -9 of the node worker during the large-file copy: the restore complet
   worker = await startNodeWorkerProcess(w);
 
   const handle = await startRestore(w, { leafDn: leaf.dn, confirmed: true, heartbeatTimeout: '3 seconds' });
-  const deadline = Date.now() + 60_000;
-  for (let p = await copyProgress(handle); p?.activity !== 'unretainLargeFiles' || !p.bytes; p = await copyProgress(handle)) {
-    assert.ok(Date.now() < deadline, `no progress of the large-file copy within 60 s (phase ${(await handle.query(restoreProgressQuery)).phase})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitForCopyProgress(handle, (p) => p.activity === 'unretainLargeFiles' && p.bytes > 0, 60_000);
   await worker.kill9();
   assert.equal((await w.virsh.state(w.vm)).state, 'running', 'the VM is untouched while files are unretained');
   worker = await startNodeWorkerProcess(w);

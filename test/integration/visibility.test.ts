@@ -6,10 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunningWorkers } from '../../workers/run-workers.js';
-import { copyProgress } from '../../client/follow.js';
-import { addLeaf, startBackup, waitForPhase } from '../helpers/backup.js';
+import { addLeaf, startBackup, waitForCopyProgress, waitForPhase } from '../helpers/backup.js';
 import { GuestData } from '../helpers/guest-data.js';
 import { createWorld, type World } from '../helpers/world.js';
 
@@ -37,17 +35,7 @@ test('a running backup: search attributes, progress with bytes and rate, summari
   await waitForPhase(handle, 'copy to retain');
 
   // progress: the node's heartbeats carry it (sent every few seconds); the rate once a few seconds are measured
-  let copy;
-  const seen: unknown[] = [];
-  for (const deadline = Date.now() + 40_000; Date.now() < deadline; await sleep(200)) {
-    const p = await copyProgress(handle);
-    if (p && JSON.stringify(p) !== JSON.stringify(seen.at(-1))) seen.push(p);
-    if (p?.rateMiB !== undefined && p.bytes > 0) {
-      copy = p;
-      break;
-    }
-  }
-  assert.ok(copy, `no copy progress with a rate reported; seen: ${JSON.stringify(seen)}`);
+  const copy = await waitForCopyProgress(handle, (p) => p.rateMiB !== undefined && p.bytes > 0, 40_000);
   assert.equal(copy.activity, 'copyToRetain');
   assert.match(copy.file ?? '', /disk\.qcow2$/);
   assert.ok(copy.total > 60 * 2 ** 20 && copy.bytes > 0 && copy.bytes <= copy.total, JSON.stringify(copy));
