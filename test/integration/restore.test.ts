@@ -19,10 +19,9 @@ import { newLeafAttributes } from '../../core/provisioning.js';
 import type { RestoreStep } from '../../core/restore-plan.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { confirmRestoreSignal, restoreProgressQuery } from '../../workflows/index.js';
-import { backupDirOf, backupNow, readLeaf, startRestore, waitForCopyProgress } from '../helpers/backup.js';
+import { backupDirOf, backupNow, readLeaf, startRestore } from '../helpers/backup.js';
 import { failing } from '../helpers/faults.js';
 import { GuestData } from '../helpers/guest-data.js';
-import { startNodeWorkerProcess } from '../helpers/node-process.js';
 import { processed, request, startTestWatcher, waitForLeaf } from '../helpers/watcher.js';
 import { createWorld, type World } from '../helpers/world.js';
 
@@ -210,40 +209,6 @@ test('a backup in the original daemon layout (no manifest) restores, with what c
   assert.deepEqual(await w.virsh.state(w.vm), { state: 'running', reason: 'booted' });
 });
 
-
-test('kill -9 of the node worker during the large-file copy: the restore completes after the restart', async () => {
-  const w = await createWorld({ label: 'rs-crash', backupIni: { COPY_BANDWIDTH: '12' } });
-  const control = await w.startWorkers({ node: false });
-  let worker = await startNodeWorkerProcess(w);
-  cleanups.push(async () => {
-    await worker.stop();
-    await control.shutdown();
-    await w.close();
-  });
-  const data = new GuestData(w);
-  await data.write('bulk', 0x20, '8M', '24M');
-  await data.write('bulk2', 0x21, '32M', '24M');
-  await data.write('backed-up', 0xa1, '0', '1M');
-  const leaf = await backupNow(w);
-  await data.write('later', 0xb2, '4M', '1M');
-  // the restore's copy at 6 MiB/s (about 8 s), so the kill lands while it runs and after a heartbeat
-  // with its bytes reached the server (sent every 0.8 × the 3 s timeout); the backup ran at 12
-  await worker.stop();
-  const ini = readFileSync(w.configFile, 'utf8');
-  assert.ok(ini.includes('COPY_BANDWIDTH = 12'), ini);
-  writeFileSync(w.configFile, ini.replace('COPY_BANDWIDTH = 12', 'COPY_BANDWIDTH = 6'));
-  worker = await startNodeWorkerProcess(w);
-
-  const handle = await startRestore(w, { leafDn: leaf.dn, confirmed: true, heartbeatTimeout: '3 seconds' });
-  await waitForCopyProgress(handle, (p) => p.activity === 'unretainLargeFiles' && p.bytes > 0, 60_000);
-  await worker.kill9();
-  assert.equal((await w.virsh.state(w.vm)).state, 'running', 'the VM is untouched while files are unretained');
-  worker = await startNodeWorkerProcess(w);
-  const outcome = await handle.result();
-  assert.ok(outcome.resumedBytes > 0, `the copy resumed (${outcome.resumedBytes} bytes not copied again)`);
-  assert.deepEqual(await w.virsh.state(w.vm), { state: 'running', reason: 'restored' });
-  await data.assertImage(w.disks[0]!.path, 'vda', ['bulk', 'bulk2', 'backed-up'], 'restored image');
-});
 
 test('through the watcher: the vm-manager cancels at the confirmation point (finished, state 0) and the retain files go', async () => {
   const { w, data, leaf } = await backedUpWorld('rs-vmm-cancel');
