@@ -23,6 +23,7 @@ import { codeOf } from '../../core/failures.js';
 import { diskNames, iterationDirs, overlayPath, type BackupFacts } from '../../core/layout.js';
 import { hostHasPattern } from '../../stack/tiny-vm.js';
 import { addLeaf, readLeaf, startBackup, startRestore } from '../helpers/backup.js';
+import { cli } from '../helpers/cli.js';
 import { backingChain, chainPaths, diskHas, readNvramMarker, runState, sha256File, writeDisk, writeNvramMarker, xmlDevices } from '../helpers/host-probes.js';
 import { SHAPES, type ShapeName, type ShapeSpec, type ShapeWorld } from '../helpers/shapes.js';
 
@@ -133,6 +134,7 @@ async function supported(spec: ShapeSpec, w: ShapeWorld, keeps: { state: string;
   // the TPM state as the backup holds it (the firmware may have changed it since the VM started)
   const tpmBefore = w.facts.tpm ? await tpmStateInArchive(join(dir, `${w.vm}.tpm.tar.${leaf.ou}`), w.facts.tpm.stateFile) : undefined;
   assert.ok(readdirSync(dir).some((f) => f.startsWith('SHA256SUMS')), 'manifest written');
+  await assertVerifies(w, leaf.ou, 'after the backup');
 
   // restores: with the RAM state (where there is one), then without; each after other bytes were written
   for (const withoutState of keeps.state === 'shut off' ? [true] : [false, true]) {
@@ -166,7 +168,14 @@ async function supported(spec: ShapeSpec, w: ShapeWorld, keeps: { state: string;
     }
     await assertShared(w, 'after the restore without the template');
   }
+  await assertVerifies(w, leaf.ou, 'after the restores');
   return notes.join('; ');
+}
+
+/** `kvm-backup verify` of the iteration: every file against its manifest, qemu-img check where it applies. */
+async function assertVerifies(w: ShapeWorld, ou: string, when: string): Promise<void> {
+  const r = await cli(w, ['verify', w.vm, '--backup', ou, '--json']);
+  assert.equal(r.exitCode, 0, `${when}: the backup verifies: ${r.stdout}${r.stderr}`);
 }
 
 /** sha256 of the TPM state file as a backup's archive of the state directory holds it. */
