@@ -105,7 +105,6 @@ export const COMPENSATION_RETRY: RetryPolicy = {
   // no maximumAttempts: unlimited
 };
 
-/** LDAP writes of the control worker: the directory may restart; keep trying with backoff. */
 /**
  * Failure notifications: a few quick retries (about a minute in all) so that a mail server or
  * webhook that is briefly away still gets the notice, without holding back the failure's result long.
@@ -117,6 +116,7 @@ export const NOTIFY_RETRY: RetryPolicy = {
   maximumAttempts: 5,
 };
 
+/** LDAP writes of the control worker: the directory may restart; keep trying with backoff. */
 export const DIRECTORY_RETRY: RetryPolicy = {
   initialInterval: '1s',
   backoffCoefficient: 2,

@@ -79,9 +79,9 @@ async function killedIn(activity: string, start: () => Promise<WorkflowHandle>):
 }
 
 /**
- * The backup's preflight, the delete step's and the probe's cases run with the product's default
- * heartbeat timeout (30 s: noticed within a minute); the other steps go through the same node
- * proxies with a 5 s one, which proves the same retry in a sixth of the time (within 20 s).
+ * The backup's preflight and the probe's cases run with the product's default heartbeat timeout
+ * (30 s: noticed within a minute); the other steps go through the same node proxies with a 5 s one,
+ * which proves the same retry in a sixth of the time (within 20 s).
  */
 const SHORT_HEARTBEAT = '5 seconds';
 
@@ -143,9 +143,9 @@ test('delete step: kill -9 of the node worker in deleteIteration', { timeout: 18
   const dn = leafDn(DEMO_SERVICE_SUBTREE, w.vm, ou);
   await w.directory.modify(dn, { sstProvisioningMode: 'delete', sstProvisioningState: '0' });
   const r = await killedIn('deleteIteration', () =>
-    w.client.workflow.start(deleteWorkflow, { taskQueue: w.controlQueue, workflowId: `test-delete/${w.vm}/${ou}`, args: [{ leafDn: dn }] }),
+    w.client.workflow.start(deleteWorkflow, { taskQueue: w.controlQueue, workflowId: `test-delete/${w.vm}/${ou}`, args: [{ leafDn: dn, heartbeatTimeout: SHORT_HEARTBEAT }] }),
   );
-  assertNoticed('deleteIteration', r);
+  assertNoticed('deleteIteration', r, 20_000);
   assert.equal((await readLeaf(w, dn)).mode, 'deleted');
   assert.equal(existsSync(backupDirOf(w, ou)), false);
 });
