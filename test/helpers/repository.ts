@@ -38,43 +38,60 @@ export interface RepositoryWorld {
   close(): Promise<void>;
 }
 
-export async function createRepositoryWorld(
-  label: string,
-  o: { transport: 'local' | 'sftp'; repoDir?: string; world?: Partial<WorldOptions>; backupIni?: Record<string, string> },
-): Promise<RepositoryWorld> {
-  const dir = testDir(`${label}-repo`);
+/**
+ * The [Backup] keys that name restic (.tools/restic), a new random password file and a cache below
+ * `dir`, and the SSH key and known_hosts of `sshd` for an SFTP repository.
+ */
+export function resticIni(dir: string, sshd?: Sshd): { passwordFile: string; ini: Record<string, string> } {
+  mkdirSync(dir, { recursive: true });
   const passwordFile = join(dir, 'restic.password');
   writeFileSync(passwordFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
-  const sshd = o.transport === 'sftp' ? await startSshd({ dir: join(dir, 'sshd') }) : undefined;
-  const repoDir = o.repoDir ?? join(dir, 'repository');
   const ini: Record<string, string> = {
     RESTIC_BINARY,
     RESTIC_PASSWORD_FILE: passwordFile,
     RESTIC_CACHE_DIR: join(dir, 'cache'),
     ...(sshd ? { RESTIC_SSH_IDENTITY_FILE: sshd.identityFile, RESTIC_SSH_KNOWN_HOSTS: sshd.knownHostsFile } : {}),
-    ...o.backupIni,
   };
-  let w: World;
-  try {
-    w = await createWorld({ label, ...o.world, backupIni: { ...o.world?.backupIni, ...ini } });
-  } catch (e) {
-    await sshd?.stop();
-    throw e;
-  }
-  const uri = sshd ? `restic+sftp://${sshd.user}@127.0.0.1:${sshd.port}${repoDir}` : `restic://${repoDir}`;
+  return { passwordFile, ini };
+}
+
+/**
+ * Creates the repository at `uri` with `kvm-backup repository init`, as an operator would, and makes it
+ * the backup root of the world's pool. The world's INI must hold resticIni's keys.
+ */
+export async function useRepository(w: World, uri: string): Promise<{ repository: ResticRepository; restic: Restic; setRoot: (u: string) => Promise<void> }> {
   const init = await cli(w, ['repository', 'init', uri]);
   assert.equal(init.exitCode, 0, init.stderr);
   const setRoot = (u: string) => w.directory.modify(poolBackupConfigDn(DEMO_SERVICE_SUBTREE, w.pool), { sstBackupRootDirectory: u });
   await setRoot(uri);
   const root = parseBackupRoot(uri);
   assert.equal(root.kind, 'repository');
-  const settings = w.config.backup.restic;
+  return { repository: (root as { repository: ResticRepository }).repository, restic: new Restic(w.config.backup.restic), setRoot };
+}
+
+export async function createRepositoryWorld(
+  label: string,
+  o: { transport: 'local' | 'sftp'; repoDir?: string; world?: Partial<WorldOptions>; backupIni?: Record<string, string> },
+): Promise<RepositoryWorld> {
+  const dir = testDir(`${label}-repo`);
+  const sshd = o.transport === 'sftp' ? await startSshd({ dir: join(dir, 'sshd') }) : undefined;
+  const { passwordFile, ini } = resticIni(dir, sshd);
+  const repoDir = o.repoDir ?? join(dir, 'repository');
+  let w: World;
+  try {
+    w = await createWorld({ label, ...o.world, backupIni: { ...o.world?.backupIni, ...ini, ...o.backupIni } });
+  } catch (e) {
+    await sshd?.stop();
+    throw e;
+  }
+  const uri = sshd ? `restic+sftp://${sshd.user}@127.0.0.1:${sshd.port}${repoDir}` : `restic://${repoDir}`;
+  const { repository, restic, setRoot } = await useRepository(w, uri);
   return {
     w,
     uri,
-    repository: (root as { repository: ResticRepository }).repository,
-    restic: new Restic(settings),
-    settings,
+    repository,
+    restic,
+    settings: w.config.backup.restic,
     passwordFile,
     repoDir,
     ...(sshd ? { sshd } : {}),

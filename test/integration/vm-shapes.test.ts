@@ -8,14 +8,18 @@
  * restored once more with its template gone. For a refused shape: the backup fails with its code
  * and nothing changed (domain XML, state, chains, no overlay, nothing in retain).
  *
- * `npm test` runs the rows of MATRIX_IN_CI; `npm run test:matrix` runs every row
- * (KVM_BACKUP_SHAPES=all, or a comma list of shape names). A shape this machine cannot run is
- * reported skipped with the reason.
+ * A supported shape runs once more with a restic repository as backup root (docs/repository.md):
+ * the same checks, on the files of the iteration's snapshot restored to a scratch directory; nothing
+ * lands in the plain backup root.
+ *
+ * `npm test` runs the rows of MATRIX_IN_CI and REPOSITORY_IN_CI; `npm run test:matrix` runs every
+ * row (KVM_BACKUP_SHAPES=all and KVM_BACKUP_SHAPES_REPOSITORY=all, or comma lists of shape names).
+ * A shape this machine cannot run is reported skipped with the reason.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -24,14 +28,28 @@ import { diskNames, iterationDirs, overlayPath, type BackupFacts } from '../../c
 import { hostHasPattern } from '../../stack/tiny-vm.js';
 import { addLeaf, readLeaf, startBackup, startRestore } from '../helpers/backup.js';
 import { cli } from '../helpers/cli.js';
+import { testDir } from '../helpers/names.js';
+import { resticIni, useRepository } from '../helpers/repository.js';
 import { backingChain, chainPaths, diskHas, readNvramMarker, runState, sha256File, writeDisk, writeNvramMarker, xmlDevices } from '../helpers/host-probes.js';
 import { SHAPES, type ShapeName, type ShapeSpec, type ShapeWorld } from '../helpers/shapes.js';
 
 /** One row of each kind (chain, format, run state, persistence, firmware, device, path, refusal). */
 const MATRIX_IN_CI: ShapeName[] = ['linked-clone', 'raw', 'paused', 'transient', 'shut-off', 'uefi', 'tpm', 'cdrom-iso', 'odd-paths', 'block-device', 'foreign-block-job', 'leftover-overlay'];
 
-const chosen = process.env['KVM_BACKUP_SHAPES'];
-const rows = chosen === 'all' ? SHAPES.map((s) => s.name) : chosen ? chosen.split(',').map((x) => x.trim()) : MATRIX_IN_CI;
+/** The rows that run again with a restic repository as backup root (the TPM state archive in a snapshot; all with test:matrix). */
+const REPOSITORY_IN_CI: ShapeName[] = ['tpm'];
+
+/** The rows an environment variable names (`all`, a comma list), else `fallback`. */
+function rowsOf(variable: string, fallback: ShapeName[]): string[] {
+  const chosen = process.env[variable];
+  return chosen === 'all' ? SHAPES.map((s) => s.name) : chosen ? chosen.split(',').map((x) => x.trim()) : fallback;
+}
+const rows = rowsOf('KVM_BACKUP_SHAPES', MATRIX_IN_CI);
+// naming some shapes to look at (KVM_BACKUP_SHAPES=raw) runs no repository row unless asked for
+const repositoryRows = rowsOf('KVM_BACKUP_SHAPES_REPOSITORY', process.env['KVM_BACKUP_SHAPES'] ? [] : REPOSITORY_IN_CI);
+
+/** A row's restic repository: the pool's backup root. */
+type ShapeRepository = Awaited<ReturnType<typeof useRepository>>;
 
 const results: string[] = [];
 after(() => {
@@ -93,7 +111,23 @@ async function cdroms(w: ShapeWorld): Promise<string[]> {
   return (await xmlDevices(w.virsh, w.vm)).filter((d) => d.device !== 'disk').map((d) => `${d.target}:${d.source}`);
 }
 
-async function supported(spec: ShapeSpec, w: ShapeWorld, keeps: { state: string; persistent: boolean }): Promise<string> {
+/**
+ * The directory holding the iteration's files as the backup wrote them: the plain layout's iteration
+ * directory, or for a repository the iteration's snapshot restored into a scratch directory (and
+ * nothing in the plain backup root).
+ */
+async function iterationFiles(w: ShapeWorld, ou: string, repo: ShapeRepository | undefined): Promise<string> {
+  if (!repo) return iterationDir(w, ou);
+  assert.equal(existsSync(iterationDir(w, ou)), false, 'nothing in the plain backup root');
+  const snapshots = await repo.restic.snapshots(repo.repository, [`vm=${w.vm}`, `ou=${ou}`]);
+  assert.equal(snapshots.length, 1, `one snapshot of ${ou}`);
+  const scratch = join(w.dir, `snapshot-${ou}`);
+  mkdirSync(scratch, { recursive: true });
+  await repo.restic.restore(repo.repository, snapshots[0]!.id, scratch);
+  return scratch;
+}
+
+async function supported(spec: ShapeSpec, w: ShapeWorld, keeps: { state: string; persistent: boolean }, repo?: ShapeRepository): Promise<string> {
   const notes: string[] = [];
   for (const d of w.disks) await writeDisk(w, d.target, A, AT, LEN);
   // the builder wrote its marker while the VM was shut off, so the running firmware holds it too (QEMU keeps the
@@ -116,7 +150,7 @@ async function supported(spec: ShapeSpec, w: ShapeWorld, keeps: { state: string;
   assert.deepEqual(await cdroms(w), drives, 'CD-ROMs as they were');
 
   // the backup: standalone images with the snapshot-time bytes, the facts, the firmware files
-  const dir = iterationDir(w, leaf.ou);
+  const dir = await iterationFiles(w, leaf.ou, repo);
   const names = diskNames(w.disks);
   for (const [i, d] of w.disks.entries()) {
     const file = join(dir, `${names[i]}.${leaf.ou}`);
@@ -132,6 +166,7 @@ async function supported(spec: ShapeSpec, w: ShapeWorld, keeps: { state: string;
   assert.deepEqual([facts.runState, facts.persistent], [keeps.state, keeps.persistent], 'facts: run state and persistence');
   if (w.facts.nvram) assert.ok(existsSync(join(dir, `${w.vm}.nvram.${leaf.ou}`)), 'UEFI variables in the backup');
   // the TPM state as the backup holds it (the firmware may have changed it since the VM started)
+  if (w.facts.tpm) assert.ok(existsSync(join(dir, `${w.vm}.tpm.tar.${leaf.ou}`)), 'TPM state in the backup');
   const tpmBefore = w.facts.tpm ? await tpmStateInArchive(join(dir, `${w.vm}.tpm.tar.${leaf.ou}`), w.facts.tpm.stateFile) : undefined;
   assert.ok(readdirSync(dir).some((f) => f.startsWith('SHA256SUMS')), 'manifest written');
   await assertVerifies(w, leaf.ou, 'after the backup');
@@ -211,22 +246,30 @@ async function refused(w: ShapeWorld, code: number): Promise<string> {
   return `refused ${code} after ${Date.now() - started} ms`;
 }
 
-for (const spec of SHAPES.filter((s) => rows.includes(s.name))) {
-  test(`shape ${spec.name}: ${spec.expect.backup === 'supported' ? 'backed up and restored exactly' : `refused with ${spec.expect.code}`}`, async (t) => {
+const matrix = [
+  ...SHAPES.filter((s) => rows.includes(s.name)).map((spec) => ({ spec, repository: false })),
+  ...SHAPES.filter((s) => repositoryRows.includes(s.name) && s.expect.backup === 'supported').map((spec) => ({ spec, repository: true })),
+];
+
+for (const { spec, repository } of matrix) {
+  const row = repository ? `${spec.name} (restic repository)` : spec.name;
+  test(`shape ${row}: ${spec.expect.backup === 'supported' ? 'backed up and restored exactly' : `refused with ${spec.expect.code}`}`, async (t) => {
     const unavailable = await spec.unavailable?.();
     if (unavailable) {
-      results.push(`| ${spec.name} | skipped | ${unavailable} |`);
+      results.push(`| ${row} | skipped | ${unavailable} |`);
       t.skip(unavailable);
       return;
     }
     const started = Date.now();
-    const w = await spec.build();
+    const restic = repository ? resticIni(testDir(`${spec.name}-restic`)) : undefined;
+    const w = await spec.build(restic ? { label: `${spec.name}-repo`, backupIni: restic.ini } : {});
     const workers = await w.startWorkers();
     try {
-      const notes = spec.expect.backup === 'supported' ? await supported(spec, w, spec.expect.keeps) : await refused(w, spec.expect.code);
-      results.push(`| ${spec.name} | ${spec.expect.backup === 'supported' ? 'supported' : `refused (${spec.expect.code})`} | pass, ${((Date.now() - started) / 1000).toFixed(1)} s: ${notes} |`);
+      const repo = restic ? await useRepository(w, `restic://${join(w.dir, 'repository')}`) : undefined;
+      const notes = spec.expect.backup === 'supported' ? await supported(spec, w, spec.expect.keeps, repo) : await refused(w, spec.expect.code);
+      results.push(`| ${row} | ${spec.expect.backup === 'supported' ? 'supported' : `refused (${spec.expect.code})`} | pass, ${((Date.now() - started) / 1000).toFixed(1)} s: ${notes} |`);
     } catch (e) {
-      results.push(`| ${spec.name} | ${spec.expect.backup} | FAIL: ${(e as Error).message.split('\n')[0]} |`);
+      results.push(`| ${row} | ${spec.expect.backup} | FAIL: ${(e as Error).message.split('\n')[0]} |`);
       throw e;
     } finally {
       await workers.shutdown();
