@@ -61,6 +61,10 @@ export async function createNodeWorker(o: NodeWorkerOptions): Promise<Worker> {
  * operation and copy on the hypervisor behind the SSH gateway (adapters/host/ssh.ts); libvirt's URI
  * is then resolved there (qemu:///system is that host's libvirtd).
  */
+/** Why a CLISSH node refuses a repository backup root (39, in the preflight). */
+export const RESTIC_NEEDS_LOCAL_CLI =
+  'a restic repository as backup root needs [Service] TRANSPORTAPI = LocalCLI: restic runs where the node worker runs, and with CLISSH the images are on the gateway host';
+
 export function nodeDeps(o: {
   environment: string;
   libvirtUri?: string;
@@ -92,7 +96,10 @@ export function nodeDeps(o: {
           },
         }
       : {}),
-    restic: new Restic(o.restic ?? { binary: 'restic', verifyReadData: '100%', limitKiB: 0 }),
+    restic: new Restic(
+      o.restic ?? { binary: 'restic', verifyReadData: '100%', limitKiB: 0 },
+      o.transport?.api === 'CLISSH' ? { unavailable: RESTIC_NEEDS_LOCAL_CLI } : {},
+    ),
     libvirtUri,
     virtualizationRoot: o.virtualizationRoot,
     defaultMethod: o.defaultMethod,

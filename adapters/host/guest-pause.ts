@@ -30,6 +30,15 @@ export function pauseFromEvents(lines: readonly string[]): number | undefined {
   return total;
 }
 
+/** Whether the last STOP or RESUME event of `lines` is a RESUME (the guest runs again). */
+export function resumed(lines: readonly string[]): boolean {
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = EVENT.exec(lines[i]!);
+    if (m) return m[2] === 'RESUME';
+  }
+  return false;
+}
+
 /**
  * `command`: where virsh runs (run.ts Command; the SSH gateway's for CLISSH), here by default;
  * `warmupMs`: how long virsh gets to connect and register before the operation starts (an SSH
@@ -42,15 +51,22 @@ export async function watchGuestPause(uri: string, domain: string, command: Comm
     reject: false,
     buffer: false,
   });
-  child.stdout?.on('data', (b: Buffer) => lines.push(...b.toString().split('\n')));
+  // whole lines only: an event split across two reads is joined before it is matched
+  let tail = '';
+  child.stdout?.on('data', (b: Buffer) => {
+    const parts = (tail + b.toString()).split('\n');
+    tail = parts.pop() ?? '';
+    lines.push(...parts);
+  });
   // give virsh time to connect and register for events before the operation starts
   await sleep(warmupMs);
   return {
     async stop() {
-      await sleep(100); // the RESUME event may trail the command's return by a few ms
+      // the RESUME event may trail the command's return by a few ms: wait for it, at most 100 ms
+      for (const deadline = Date.now() + 100; !resumed(lines) && Date.now() < deadline; ) await sleep(10);
       child.kill('SIGTERM');
       await child;
-      return pauseFromEvents(lines);
+      return pauseFromEvents([...lines, tail]);
     },
   };
 }

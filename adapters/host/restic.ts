@@ -62,7 +62,15 @@ function childEnvironment(cacheDir?: string): Record<string, string> {
 }
 
 export class Restic {
-  constructor(readonly settings: ResticSettings) {}
+  /**
+   * `unavailable`: why this node cannot run restic against its images (CLISSH: restic would run here,
+   * the images are on the gateway's host); every command then fails with 39 before it starts, so a
+   * repository root is refused in the preflight, before the VM changes.
+   */
+  constructor(
+    readonly settings: ResticSettings,
+    private readonly o: { unavailable?: string } = {},
+  ) {}
 
   /** The bandwidth limit of the INI, both ways. */
   private limits(): string[] {
@@ -83,6 +91,7 @@ export class Restic {
   }
 
   private async once(repo: ResticRepository, args: string[], o: RunOptions): Promise<string> {
+    if (this.o.unavailable) throw failure(Code.UNSUPPORTED_CONFIGURATION_PARAMETER, `${repo.uri}: ${this.o.unavailable}`);
     const argv = [...repositoryArguments(repo, this.settings), ...(await this.passwordArguments()), '--json', ...(this.settings.cacheDir ? ['--cache-dir', this.settings.cacheDir] : []), ...this.limits(), ...args];
     const [cmd, full] = guarded(this.settings.binary, argv, o.idleIo);
     const child = execa(cmd, full, {

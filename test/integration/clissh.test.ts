@@ -5,7 +5,7 @@
  * every command of them appears in the forced command's log, sshd logs the accepted key. A connection
  * cut while a copy runs is retried and the copy resumes where it was; an unreachable host and a
  * refused key fail with their documented codes (docs/exit-codes.md, "The SSH gateway") and leave the
- * VM as it was.
+ * VM as it was; so does a restic repository as backup root (39: restic runs on the worker's host).
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -17,6 +17,8 @@ import { sshRun } from '../../adapters/host/ssh.js';
 import { Code } from '../../core/exit-codes.js';
 import { codeOf, messageOf } from '../../core/failures.js';
 import { overlayPath, parseManifest, suffixedIterationFiles } from '../../core/layout.js';
+import { poolBackupConfigDn } from '../../core/naming.js';
+import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { sha256OfFile } from '../../adapters/host/hashing.js';
 import { freePort } from '../../stack/daemon.js';
 import { startWorkers, type RunningWorkers } from '../../workers/run-workers.js';
@@ -207,6 +209,32 @@ test('CLISSH: an unreachable host fails with 1 after its retries, a refused key 
   assert.equal((await rsa('virsh', ['-q', '-c', 'qemu:///system', 'domstate', w.vm])).stdout.trim(), 'running');
   assert.match(sshd.log(), /Accepted publickey for root from 127\.0\.0\.1 port \d+ ssh2: RSA /);
   console.log(`CLISSH failures: unreachable → 1 after attempts ${unreachable.attempts.join(',')} (${unreachable.ms} ms); refused key → 39 after attempt 1 (${refused.ms} ms)`);
+});
+
+test('CLISSH: a restic repository as backup root is refused with 39 in the preflight; nothing changes', async () => {
+  await setup();
+  await nodeWorkerWith();
+  const image = w.disks[0]!.path;
+  const setRoot = (uri: string) => w.directory.modify(poolBackupConfigDn(DEMO_SERVICE_SUBTREE, w.pool), { sstBackupRootDirectory: uri });
+  await setRoot(`restic://${join(w.dir, 'repository')}`);
+  try {
+    const leaf = await addLeaf(w);
+    const mark = sshd.commands().length;
+    const error = await (await startBackup(w, { leafDn: leaf.dn, heartbeatTimeout: HEARTBEAT })).result().then(
+      () => assert.fail('the backup should have been refused'),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof WorkflowFailedError);
+    assert.equal(codeOf(error), Code.UNSUPPORTED_CONFIGURATION_PARAMETER, messageOf(error));
+    assert.match(messageOf(error), /needs \[Service\] TRANSPORTAPI = LocalCLI/);
+    assert.equal((await readLeaf(w, leaf.dn)).returnValue, '39');
+    assert.equal((await w.virsh.state(w.vm)).state, 'running');
+    assert.deepEqual((await w.virsh.blockDevices(w.vm)).map((x) => x.source), [image]);
+    assert.equal(existsSync(overlayPath(image, leaf.ou)), false);
+    assert.ok(!sshd.commands().slice(mark).some((l) => / snapshot-create-as /.test(l)), 'no snapshot was taken');
+  } finally {
+    await setRoot(`file://${w.paths.backupRoot}`);
+  }
 });
 
 test('CLISSH: a command on the host ends with its connection, cut there or cancelled here (setpriv --pdeathsig on the host)', async () => {

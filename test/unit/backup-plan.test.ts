@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pauseFromEvents } from '../../adapters/host/guest-pause.js';
+import { pauseFromEvents, resumed } from '../../adapters/host/guest-pause.js';
 import { resolveBackupConfiguration } from '../../core/backup-config.js';
 import { planBackup, retainFiles, type BackupContext } from '../../core/backup-plan.js';
 import { manifestText, overlayPath, parseManifest } from '../../core/layout.js';
@@ -63,6 +63,8 @@ test('guest pause from QEMU STOP/RESUME events', () => {
   ];
   assert.equal(pauseFromEvents(lines), 23);
   assert.equal(pauseFromEvents(lines.slice(0, 2)), undefined);
+  // the watcher stops waiting once the guest runs again: the last event is a RESUME
+  assert.deepEqual([resumed(lines), resumed(lines.slice(0, 2)), resumed([]), resumed([...lines, 'junk'])], [true, false, false, true]);
 });
 
 test('execution times: seconds with millisecond precision, side by side, in one modify with the mode', () => {
