@@ -1,7 +1,7 @@
 /**
  * Test worlds whose backup root is a restic repository (docs/repository.md): the pool's
  * sstBackupRootDirectory names a local repository or one on an sshd the test starts on 127.0.0.1
- * (stack/sshd.ts), the INI names restic (.tools/restic), the password file and the SSH key; the
+ * (test/helpers/sshd.ts, SFTP only), the INI names restic (.tools/restic), the password file and the SSH key; the
  * repository is created with `kvm-backup repository init` as an operator would.
  */
 import assert from 'node:assert/strict';
@@ -14,10 +14,10 @@ import { poolBackupConfigDn } from '../../core/naming.js';
 import type { ResticSettings } from '../../core/restic.js';
 import { DEMO_SERVICE_SUBTREE } from '../../stack/directory.js';
 import { PROJECT_ROOT } from '../../stack/paths.js';
-import { startSshd, type Sshd } from '../../stack/sshd.js';
 import { guestWriteFile } from '../../stack/tiny-vm.js';
 import { cli } from './cli.js';
 import { testDir } from './names.js';
+import { startSshd, type Sshd } from './sshd.js';
 import { createWorld, type World, type WorldOptions } from './world.js';
 
 export const RESTIC_BINARY = join(PROJECT_ROOT, '.tools', 'restic', 'bin', 'restic');
@@ -50,7 +50,7 @@ export function resticIni(dir: string, sshd?: Sshd): { passwordFile: string; ini
     RESTIC_BINARY,
     RESTIC_PASSWORD_FILE: passwordFile,
     RESTIC_CACHE_DIR: join(dir, 'cache'),
-    ...(sshd ? { RESTIC_SSH_IDENTITY_FILE: sshd.identityFile, RESTIC_SSH_KNOWN_HOSTS: sshd.knownHostsFile } : {}),
+    ...(sshd ? { RESTIC_SSH_IDENTITY_FILE: sshd.keys.ed25519, RESTIC_SSH_KNOWN_HOSTS: sshd.knownHosts } : {}),
   };
   return { passwordFile, ini };
 }
@@ -74,7 +74,7 @@ export async function createRepositoryWorld(
   o: { transport: 'local' | 'sftp'; repoDir?: string; world?: Partial<WorldOptions>; backupIni?: Record<string, string> },
 ): Promise<RepositoryWorld> {
   const dir = testDir(`${label}-repo`);
-  const sshd = o.transport === 'sftp' ? await startSshd({ dir: join(dir, 'sshd') }) : undefined;
+  const sshd = o.transport === 'sftp' ? await startSshd(join(dir, 'sshd'), { access: 'sftp' }) : undefined;
   const { passwordFile, ini } = resticIni(dir, sshd);
   const repoDir = o.repoDir ?? join(dir, 'repository');
   let w: World;

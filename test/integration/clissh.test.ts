@@ -47,7 +47,7 @@ const DD = / dd '?if=/;
 
 async function setup(): Promise<void> {
   if (w) return;
-  sshd = await startSshd(join(testDir('sshd'), 'sshd'));
+  sshd = await startSshd(join(testDir('sshd'), 'sshd'), { access: 'commands' });
   cleanups.push(() => sshd.stop());
   w = await createWorld({
     label: 'clissh',
