@@ -55,16 +55,16 @@ export async function createNodeWorker(o: NodeWorkerOptions): Promise<Worker> {
   });
 }
 
+/** Why a CLISSH node refuses a repository backup root (39, in the preflight). */
+export const RESTIC_NEEDS_LOCAL_CLI =
+  'a restic repository as backup root needs [Service] TRANSPORTAPI = LocalCLI: restic runs where the node worker runs, and with CLISSH the images are on the gateway host';
+
 /**
  * The real dependencies of a node worker, from its configuration: the host adapters over its
  * transport. LocalCLI (the default): commands and files on this machine. CLISSH: every command, file
  * operation and copy on the hypervisor behind the SSH gateway (adapters/host/ssh.ts); libvirt's URI
  * is then resolved there (qemu:///system is that host's libvirtd).
  */
-/** Why a CLISSH node refuses a repository backup root (39, in the preflight). */
-export const RESTIC_NEEDS_LOCAL_CLI =
-  'a restic repository as backup root needs [Service] TRANSPORTAPI = LocalCLI: restic runs where the node worker runs, and with CLISSH the images are on the gateway host';
-
 export function nodeDeps(o: {
   environment: string;
   libvirtUri?: string;
